@@ -1,0 +1,35 @@
+package pipeline
+
+import "context"
+
+// Authority is the store whose stored versions decide every key: ragstream
+// uses Neo4j, because its transactions let the version read, the fold and the
+// writes happen as one unit.
+//
+// Apply reads the stored state of the batch's keys, folds the batch's valid
+// records against it with Fold (setting each record's Outcome), writes the
+// resulting Writes in one transaction, and calls follow with the same Writes
+// before it commits. It commits only when follow returns nil, so the
+// follower's store never holds a write the authority rolled back; when the
+// commit itself fails after follow succeeded, a redo re-applies the same
+// writes (equal versions re-apply) and the stores agree again.
+//
+// Apply is idempotent: applying a batch twice leaves the state of applying it
+// once. Errors are classified (Permanent, Transient, SinkDown); a permanent
+// failure of single records is reported as *RecordError values (joined), and
+// the batch is then not committed at all, so the caller can take the culprits
+// out and apply the rest again.
+type Authority interface {
+	Name() string
+	Apply(ctx context.Context, b *Batch, follow func(ctx context.Context, writes []Write) error) error
+}
+
+// Sink is a store that writes what the authority decided. Write makes every
+// Write durable and visible to readers before it returns nil (Qdrant: wait =
+// true) and is idempotent. Errors are classified as for Authority; a
+// permanent failure of single writes is reported as *RecordError values
+// naming each refused Write's Record.
+type Sink interface {
+	Name() string
+	Write(ctx context.Context, writes []Write) error
+}
