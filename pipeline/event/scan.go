@@ -21,7 +21,7 @@ type scanner struct {
 	scratch []byte // unescaped strings, valid until the next unescape
 
 	base *path // path of the metadata object; see here
-	segs []seg  // path below base while scanning metadata
+	segs []seg // path below base while scanning metadata
 
 	vecPresent bool // "vector" held an array
 	vecLen     int  // its length, elements beyond Dims included
