@@ -239,13 +239,22 @@ func compileMatch(m *qdrant.Match) (func(*qdrant.Value) bool, error) {
 	switch v := m.GetMatchValue().(type) {
 	case *qdrant.Match_Keyword:
 		want := v.Keyword
-		return func(x *qdrant.Value) bool { s, ok := x.GetKind().(*qdrant.Value_StringValue); return ok && s.StringValue == want }, nil
+		return func(x *qdrant.Value) bool {
+			s, ok := x.GetKind().(*qdrant.Value_StringValue)
+			return ok && s.StringValue == want
+		}, nil
 	case *qdrant.Match_Integer:
 		want := v.Integer
-		return func(x *qdrant.Value) bool { i, ok := x.GetKind().(*qdrant.Value_IntegerValue); return ok && i.IntegerValue == want }, nil
+		return func(x *qdrant.Value) bool {
+			i, ok := x.GetKind().(*qdrant.Value_IntegerValue)
+			return ok && i.IntegerValue == want
+		}, nil
 	case *qdrant.Match_Boolean:
 		want := v.Boolean
-		return func(x *qdrant.Value) bool { b, ok := x.GetKind().(*qdrant.Value_BoolValue); return ok && b.BoolValue == want }, nil
+		return func(x *qdrant.Value) bool {
+			b, ok := x.GetKind().(*qdrant.Value_BoolValue)
+			return ok && b.BoolValue == want
+		}, nil
 	case *qdrant.Match_Keywords:
 		set := stringSet(v.Keywords.GetStrings())
 		return func(x *qdrant.Value) bool {

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/qdrant/go-client/qdrant"
-	"google.golang.org/grpc"
 	"github.com/ragstream/ragstream/sinks/qdrant/qdranttest"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 )
 
 func TestMain(m *testing.M) {
