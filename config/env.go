@@ -75,8 +75,8 @@ func suggestEnv(name string) string {
 	for _, f := range schema.fields {
 		candidates = append(candidates, f.env)
 	}
-	return suggest(name, candidates, func(s string) string {
-		return strings.ToUpper(strings.ReplaceAll(s, "_", ""))
+	return suggest(strings.ToUpper(name), candidates, "__", func(s string) string {
+		return strings.ReplaceAll(s, "_", "")
 	})
 }
 
@@ -86,31 +86,51 @@ func suggestKey(key string) string {
 	for _, f := range schema.fields {
 		candidates = append(candidates, f.key)
 	}
-	return suggest(key, candidates, func(s string) string {
-		return strings.ToLower(strings.NewReplacer(".", "", "_", "", "-", "").Replace(s))
+	return suggest(strings.ToLower(key), candidates, ".", func(s string) string {
+		return strings.NewReplacer(".", "", "_", "", "-", "").Replace(s)
 	})
 }
 
-// suggest prefers a candidate equal to s once both are normalized (which
-// catches "_" for "__" and case slips), then the nearest by edit distance
-// if it is close enough to be a typo.
-func suggest(s string, candidates []string, normalize func(string) string) string {
+// suggest returns the candidate s probably meant, or "": first one equal
+// to s once both are normalized (a "_" for "__", a misplaced separator),
+// then the nearest sibling (same parent) whose last part is within half
+// its length in edits ("adress" for "addr"), then any candidate within two
+// edits (a typo in the section).
+func suggest(s string, candidates []string, sep string, normalize func(string) string) string {
 	ns := normalize(s)
 	for _, c := range candidates {
 		if normalize(c) == ns {
 			return c
 		}
 	}
-	best, bestDist := "", 3
-	if len(s) < 9 {
-		bestDist = 2
-	}
+	parent, last := splitLast(s, sep)
+	best, bestDist := "", max(1, len(last)/2)+1
 	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestDist {
+		cp, cl := splitLast(c, sep)
+		if cp != parent {
+			continue
+		}
+		if d := editDistance(last, cl); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best != "" {
+		return best
+	}
+	bestDist = 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
+}
+
+func splitLast(s, sep string) (parent, last string) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):]
+	}
+	return "", s
 }
 
 // editDistance is the Levenshtein distance of a and b, in bytes.

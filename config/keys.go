@@ -126,6 +126,13 @@ func SecretKeys() []string {
 	return out
 }
 
+// isPath reports whether f names a file (the *_file keys). A relative
+// path in the YAML file is relative to the file's directory, as a
+// certificate kept beside the config expects.
+func (f *field) isPath() bool {
+	return f.typ == typeString && strings.HasSuffix(f.key, "_file")
+}
+
 // value returns f's field in c.
 func (f *field) value(c *Config) reflect.Value {
 	return reflect.ValueOf(c).Elem().FieldByIndex(f.index)

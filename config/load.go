@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -117,7 +118,8 @@ func (l *loader) loadFile(path string) {
 	}
 	raw, err := yaml.Parser().Unmarshal(b)
 	if err != nil {
-		l.probs.add("config file", "%s: %v", path, err)
+		// One problem per line: fold the parser's multi-line messages.
+		l.probs.add("config file", "%s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
 		return
 	}
 	if len(raw) == 0 {
@@ -142,6 +144,9 @@ func (l *loader) loadFile(path string) {
 		if err != nil {
 			l.probs.add(key, "%v", err)
 			continue
+		}
+		if p, ok := tv.(string); ok && f.isPath() && p != "" && !filepath.IsAbs(p) {
+			tv = filepath.Join(filepath.Dir(path), p)
 		}
 		out[key] = tv
 		if f.secret && tv != Secret("") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +36,7 @@ func (c *Config) warnings() []string {
 	}
 
 	n := &c.Neo4j
-	if u, err := url.Parse(n.URI); err == nil {
+	if u, err := url.Parse(n.URI); err == nil && slices.Contains(Neo4jSchemes, u.Scheme) {
 		if strings.HasSuffix(u.Scheme, "+ssc") {
 			add("neo4j.uri scheme %s accepts any server certificate", u.Scheme)
 		}
