@@ -40,6 +40,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"version": {"print version, commit and Go version", runVersion},
 		"probe":   {"exit 0 when URL answers 2xx (image healthcheck)", runProbe},
+		"produce": {"publish realistic sample events to a topic", runProduce},
 	}
 }
 
