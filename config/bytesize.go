@@ -87,16 +87,18 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 // MarshalText implements encoding.TextMarshaler with String's form.
 func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
 
-// String formats b in the largest unit that divides it exactly, binary units
-// first ("8MiB", "1MB", "1000B"), so that ParseByteSize reads it back.
+// String formats b with the unit, binary or decimal, that divides it
+// exactly into the smallest number ("8MiB", "1TB", "1500B"), so that
+// ParseByteSize reads it back.
 func (b ByteSize) String() string {
 	n := int64(b)
+	best := byteUnits[len(byteUnits)-1]
 	if n != 0 {
 		for _, u := range byteUnits {
-			if n%u.size == 0 {
-				return strconv.FormatInt(n/u.size, 10) + u.name
+			if n%u.size == 0 && n/u.size < n/best.size {
+				best = u
 			}
 		}
 	}
-	return strconv.FormatInt(n, 10) + "B"
+	return strconv.FormatInt(n/best.size, 10) + best.name
 }
