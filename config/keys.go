@@ -203,7 +203,7 @@ func (f *field) fromYAML(v any) (any, error) {
 		for i, item := range items {
 			s, ok := item.(string)
 			if !ok {
-				return nil, fmt.Errorf("item %d: expected a string, got %s (quote it)", i, describe(item, false))
+				return nil, &itemError{index: i, msg: fmt.Sprintf("expected a string, got %s (quote it)", describe(item, f.secret))}
 			}
 			out = append(out, s)
 		}
@@ -247,6 +247,24 @@ func isScalar(v any) bool {
 		return false
 	}
 	return true
+}
+
+// itemError is a problem with one item of a list, reported under
+// "key[index]".
+type itemError struct {
+	index int
+	msg   string
+}
+
+func (e *itemError) Error() string { return e.msg }
+
+// problemKey is the key under which err, returned for key, is reported.
+func problemKey(key string, err error) string {
+	var ie *itemError
+	if errors.As(err, &ie) {
+		return fmt.Sprintf("%s[%d]", key, ie.index)
+	}
+	return key
 }
 
 // toInt accepts the integer types a YAML parser produces, and floats that

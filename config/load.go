@@ -68,7 +68,7 @@ func Load(o LoadOptions) (*Config, []string, error) {
 
 	failed := map[string]bool{}
 	for _, p := range l.probs {
-		failed[p.Key] = true
+		failed[baseKey(p.Key)] = true
 	}
 	for _, p := range c.check() {
 		// A key whose value could not be read keeps its default, so a
@@ -142,7 +142,7 @@ func (l *loader) loadFile(path string) {
 		}
 		tv, err := f.fromYAML(v)
 		if err != nil {
-			l.probs.add(key, "%v", err)
+			l.probs.add(problemKey(key, err), "%v", err)
 			continue
 		}
 		if p, ok := tv.(string); ok && f.isPath() && p != "" && !filepath.IsAbs(p) {

@@ -371,3 +371,44 @@ func TestTestServices(t *testing.T) {
 	})
 	eq(t, "none", LookupTestServices(nil), TestServices{})
 }
+
+func TestYAMLValues(t *testing.T) {
+	tests := []struct {
+		yaml  string
+		check func(c *Config) bool
+		err   string
+	}{
+		{yaml: "dlq: {topic: }", check: func(c *Config) bool { return c.DLQ.Topic == "" }},
+		{yaml: "neo4j: {user: ~}", check: func(c *Config) bool { return c.Neo4j.User == "" }},
+		{yaml: "kafka: ", check: func(c *Config) bool { return c.Kafka.Group == "ragstream" }},
+		{yaml: "kafka: {}", check: func(c *Config) bool { return c.Kafka.Group == "ragstream" }},
+		{yaml: "pipeline: {batch: {max_records: 1e3}}", check: func(c *Config) bool { return c.Pipeline.Batch.MaxRecords == 1000 }},
+		{yaml: "qdrant: {vector_size: \"768\"}", check: func(c *Config) bool { return c.Qdrant.VectorSize == 768 }},
+		{yaml: "qdrant: {store_text: \"false\"}", check: func(c *Config) bool { return !c.Qdrant.StoreText }},
+		{yaml: "event: {max_id_bytes: 64}", check: func(c *Config) bool { return c.Event.MaxIDBytes == 64 }},
+		{yaml: "pipeline: {batch: {linger: 0}}", check: func(c *Config) bool { return c.Pipeline.Batch.Linger == 0 }},
+		{yaml: "qdrant: {vector_size: ~}", err: "qdrant.vector_size: missing value (want an integer)"},
+		{yaml: "qdrant: {vector_size: [1]}", err: "qdrant.vector_size: expected an integer, got a list"},
+		{yaml: "qdrant: {store_text: 1}", err: "qdrant.store_text: expected a boolean, got integer 1"},
+		{yaml: "qdrant: {collection: 42}", err: "qdrant.collection: expected a string, got integer 42 (quote it)"},
+		{yaml: "kafka: {topics: [a, 7]}", err: "kafka.topics[1]: expected a string, got integer 7 (quote it)"},
+		{yaml: "kafka: {topics: {a: b}}", err: "kafka.topics: expected a list of strings, got a mapping"},
+		{yaml: "event: {max_text_bytes: -3}", err: "event.max_text_bytes: invalid size -3: negative"},
+		{yaml: "neo4j: {timeout: true}", err: "neo4j.timeout: expected a duration, got boolean true"},
+		{yaml: "pipeline: {retry: {max_attempts: 2.5}}", err: "pipeline.retry.max_attempts: invalid integer 2.5"},
+		{yaml: "log: debug", err: "log: expected a mapping of keys, got string debug"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.yaml, func(t *testing.T) {
+			file := writeFile(t, "c.yaml", tc.yaml+"\n")
+			if tc.err != "" {
+				assertSameLines(t, loadErr(t, LoadOptions{File: file}), []string{tc.err})
+				return
+			}
+			c, _ := mustLoad(t, LoadOptions{File: file})
+			if !tc.check(c) {
+				t.Errorf("unexpected config: %+v", c)
+			}
+		})
+	}
+}
