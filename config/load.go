@@ -59,9 +59,10 @@ func Load(o LoadOptions) (*Config, []string, error) {
 	var c Config
 	dc := &mapstructure.DecoderConfig{TagName: "koanf", ErrorUnused: true, Result: &c}
 	if err := l.k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
-		// Every value was converted to its field's type above, so this is
-		// a bug in this package rather than in the configuration.
-		panic(fmt.Sprintf("config: decoding checked values: %v", err))
+		// Every value was converted to its field's type above, so this
+		// would be a bug here; still report it rather than start half
+		// configured.
+		l.probs.add("config", "decoding the merged configuration: %v", err)
 	}
 	c.DevMode = o.Dev
 	l.resolveSecrets(&c)
@@ -106,7 +107,7 @@ func (l *loader) merge(flat map[string]any) {
 		return
 	}
 	if err := l.k.Load(confmap.Provider(flat, "."), nil); err != nil {
-		panic(fmt.Sprintf("config: merging a map: %v", err))
+		l.probs.add("config", "merging settings: %v", err)
 	}
 }
 
