@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -59,6 +60,10 @@ func (c *Config) checkKafka(ps *problems) {
 	positive(ps, "kafka.session_timeout", k.SessionTimeout)
 	positive(ps, "kafka.rebalance_timeout", k.RebalanceTimeout)
 	atLeast(ps, "kafka.fetch_max_bytes", int64(k.FetchMaxBytes), 1)
+	if k.FetchMaxBytes > math.MaxInt32 {
+		// The Kafka protocol carries it as an int32.
+		ps.add("kafka.fetch_max_bytes", "must be at most %d (the protocol's int32), got %d", math.MaxInt32, k.FetchMaxBytes.Bytes())
+	}
 
 	t := &k.TLS
 	tlsFiles(ps, "kafka.tls", t.Enabled, map[string]string{

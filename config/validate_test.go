@@ -112,6 +112,9 @@ func TestValidate(t *testing.T) {
 			"qdrant.collection: longer than 255 characters",
 			"qdrant.vector_size: must be between 1 and 65536, got 0",
 		}},
+		{"fetch size beyond int32", func(c *Config) { c.Kafka.FetchMaxBytes = 2 * GiB }, []string{
+			"kafka.fetch_max_bytes: must be at most 2147483647 (the protocol's int32), got 2147483648",
+		}},
 		{"qdrant largest vector", func(c *Config) { c.Qdrant.VectorSize = 65536 }, nil},
 		{"listen addresses", func(c *Config) { c.Admin.Addr = ":0" }, nil},
 		{"dial address needs a host", func(c *Config) { c.Redis.Addr = ":6379" }, []string{
