@@ -11,17 +11,29 @@ import (
 )
 
 // vectorSpace stores one named (or the unnamed "") vector of every point,
-// contiguously: slot i occupies data[i*size:(i+1)*size].
+// contiguously in chunks of chunkSlots points, so that growing never
+// copies what is stored: slot i occupies chunks[i/chunkSlots] at
+// (i%chunkSlots)*size.
 type vectorSpace struct {
 	size   int
 	metric metric
-	data   []float32
+	chunks [][]float32
 	has    []bool
 }
 
+const chunkSlots = 1024
+
 func (vs *vectorSpace) get(slot int32) []float32 {
-	i := int(slot) * vs.size
-	return vs.data[i : i+vs.size : i+vs.size]
+	i := (int(slot) % chunkSlots) * vs.size
+	return vs.chunks[int(slot)/chunkSlots][i : i+vs.size : i+vs.size]
+}
+
+// grow makes room for slot.
+func (vs *vectorSpace) grow(slot int32) {
+	for int(slot)/chunkSlots >= len(vs.chunks) {
+		vs.chunks = append(vs.chunks, make([]float32, chunkSlots*vs.size))
+	}
+	vs.has = append(vs.has, false)
 }
 
 // slot is a stored point; its vectors live in the vector spaces.
@@ -248,8 +260,7 @@ func (c *collection) alloc(k pointKey) int32 {
 		s = int32(len(c.slots))
 		c.slots = append(c.slots, slot{})
 		for _, vs := range c.spaces {
-			vs.data = append(vs.data, make([]float32, vs.size)...)
-			vs.has = append(vs.has, false)
+			vs.grow(s)
 		}
 	}
 	c.slots[s] = slot{id: k, live: true}

@@ -151,7 +151,7 @@ func (c *collection) checkVectors(in map[string][]float32) (map[string][]float32
 		if len(v) != vs.size {
 			return nil, errDim(vs.size, len(v))
 		}
-		out[name] = vs.metric.preprocess(v)
+		out[name] = vs.metric.preprocessInPlace(v) // the decoded request is ours
 	}
 	return out, nil
 }

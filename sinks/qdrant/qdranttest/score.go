@@ -16,8 +16,17 @@ type metric struct {
 
 // preprocess is applied to stored and query vectors alike. Cosine vectors
 // are normalised (a vector of length below f32 epsilon is kept as it is),
-// so stored vectors read back normalised.
+// so stored vectors read back normalised. v is not modified.
 func (m metric) preprocess(v []float32) []float32 {
+	if m.dist != qdrant.Distance_Cosine {
+		return v
+	}
+	return m.preprocessInPlace(append([]float32(nil), v...))
+}
+
+// preprocessInPlace is preprocess overwriting v, for vectors the server
+// owns (decoded from a request).
+func (m metric) preprocessInPlace(v []float32) []float32 {
 	if m.dist != qdrant.Distance_Cosine {
 		return v
 	}
@@ -29,11 +38,10 @@ func (m metric) preprocess(v []float32) []float32 {
 	if length < float32Epsilon {
 		return v
 	}
-	out := make([]float32, len(v))
 	for i, x := range v {
-		out[i] = x / length
+		v[i] = x / length
 	}
-	return out
+	return v
 }
 
 // internal scores a stored vector against a preprocessed query; higher is better.
