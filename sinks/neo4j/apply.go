@@ -1,0 +1,362 @@
+package neo4j
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/ragstream/ragstream/pipeline"
+)
+
+var _ pipeline.Authority = (*Sink)(nil)
+
+// Apply implements pipeline.Authority: in one managed write transaction it
+// reads the stored state of the batch's keys (chunk versions and deletion
+// markers), folds the batch's valid records against it (pipeline.Fold sets
+// each record's Outcome to applied or skipped_stale), writes the resulting
+// Writes to the graph, and calls follow with the same Writes; the transaction
+// commits only when follow returns nil.
+//
+// A record whose graph content the model cannot hold (a reserved label or
+// property name) fails the whole call before anything is written, as a
+// permanent error joining one *pipeline.RecordError per such record; the
+// caller takes them out and applies the rest. Other errors are classified
+// (see classify); follow's errors are returned as follow returned them. When
+// Apply fails, the records' outcomes are left as they were.
+//
+// The driver may run the transaction again after a transient failure
+// (deadlocks between partitions that share entities are expected): each run
+// starts from scratch, and follow may then be called more than once with the
+// same decisions, which is harmless since the follower's writes are
+// idempotent.
+func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
+	if err := checkBatch(b); err != nil {
+		return err
+	}
+	saved := make([]pipeline.Outcome, len(b.Records))
+	valid := make([]*pipeline.Record, 0, len(b.Records))
+	for i, r := range b.Records {
+		saved[i] = r.Outcome
+		if r.Err == nil {
+			valid = append(valid, r)
+		}
+	}
+	if len(valid) == 0 {
+		return follow(ctx, nil)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	sess := s.session(ctx)
+	defer sess.Close(ctx)
+	var step string
+	_, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow)
+	}, neo4j.WithTxTimeout(s.cfg.Timeout))
+	if err == nil {
+		return nil
+	}
+	for i, r := range b.Records {
+		r.Outcome = saved[i]
+	}
+	var fe *followError
+	var re *pipeline.RecordError
+	switch {
+	case errors.As(err, &fe):
+		return fe.err
+	case errors.As(err, &re):
+		return pipeline.Permanent(err)
+	}
+	return classify(step, err)
+}
+
+// attempt is one run of Apply's transaction.
+func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error) error {
+	now := time.Now().UTC()
+	stored, priors, err := readKeys(ctx, tx, valid)
+	if err != nil {
+		return err
+	}
+	writes := pipeline.Fold(valid, func(k pipeline.Key) pipeline.Stored { return stored[k] })
+	p, err := newPlan(writes, priors, chunkMeta{storeText: s.cfg.StoreText, now: now})
+	if err != nil {
+		return err
+	}
+	entReplace, err := withdrawEntities(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	relReplace, err := withdrawRelations(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	steps := []struct {
+		name, cypher string
+		rows         []any
+	}{
+		{"delete chunks", cypherDeleteChunks, p.deletes},
+		{"withdraw mentions", cypherUnmention, p.unmentions},
+		{"recompute entities", cypherEntityReplace, entReplace},
+		{"recompute relationships", cypherRelationReplace, relReplace},
+		{"merge entities", cypherEntityMerge, entityMergeRows(p.entIn)},
+		{"upsert chunks", cypherUpsertChunks, p.upserts},
+		{"remove deletion markers", cypherUnmark, p.unmarks},
+		{"merge relationships", cypherRelationMerge, relationMergeRows(p.relIn)},
+		{"delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut)},
+	}
+	for _, st := range steps {
+		if err := tx.exec(ctx, st.name, st.cypher, st.rows, map[string]any{"now": now}); err != nil {
+			return err
+		}
+	}
+	tx.setStep("follow")
+	if err := follow(ctx, writes); err != nil {
+		return &followError{err}
+	}
+	tx.setStep("commit")
+	return nil
+}
+
+// readKeys reads the stored state of the records' keys: the chunk's version
+// and assertions, or the deletion marker's version.
+func readKeys(ctx context.Context, tx *runner, valid []*pipeline.Record) (map[pipeline.Key]pipeline.Stored, map[pipeline.Key]*chunkGraph, error) {
+	var keys []pipeline.Key
+	seen := make(map[pipeline.Key]bool, len(valid))
+	rows := make([]any, 0, len(valid))
+	for _, r := range valid {
+		k := r.Key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		rows = append(rows, map[string]any{"i": int64(len(keys)), "tenant": k.Tenant, "id": k.ID})
+		keys = append(keys, k)
+	}
+	stored := make(map[pipeline.Key]pipeline.Stored)
+	priors := make(map[pipeline.Key]*chunkGraph)
+	err := tx.query(ctx, "read key state", cypherReadKeys, rows, func(rec *neo4j.Record) error {
+		k := keys[rec.Values[0].(int64)]
+		if v, ok := rec.Values[1].(int64); ok {
+			stored[k] = pipeline.Stored{State: pipeline.Present, Version: v}
+			a, _ := rec.Values[2].(string)
+			g, err := decodeGraph(a)
+			if err != nil {
+				return fmt.Errorf("chunk %s: %w", k, err)
+			}
+			priors[k] = g
+			return nil
+		}
+		if v, ok := rec.Values[3].(int64); ok {
+			stored[k] = pipeline.Stored{State: pipeline.Deleted, Version: v}
+		}
+		return nil
+	})
+	return stored, priors, err
+}
+
+// withdrawEntities locks the entities that lose assertions, finds those whose
+// state a withdrawn assertion decided, and recomputes them from the
+// assertions that remain; it returns their replace rows.
+func withdrawEntities(ctx context.Context, tx *runner, p *plan) ([]any, error) {
+	if len(p.entOut) == 0 {
+		return nil, nil
+	}
+	keys := sortedEntKeys(p.entOut)
+	rows := make([]any, len(keys))
+	for i, k := range keys {
+		rows[i] = map[string]any{"i": int64(i), "tenant": k.Tenant, "id": k.ID, "ranks": p.entOut[k].ranks}
+	}
+	had := map[int64][]string{}
+	if err := tx.query(ctx, "withdraw entity assertions", cypherEntityWithdrawn, rows, func(rec *neo4j.Record) error {
+		had[rec.Values[0].(int64)] = stringList(rec.Values[1])
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(had) == 0 {
+		return nil, nil
+	}
+	scan := make([]any, 0, len(had))
+	for i, k := range keys {
+		if _, ok := had[int64(i)]; ok {
+			scan = append(scan, map[string]any{"i": int64(i), "tenant": k.Tenant, "id": k.ID, "exclude": p.entOut[k].chunks})
+		}
+	}
+	remaining := map[int64][]ranked{}
+	if err := tx.query(ctx, "read entity assertions", cypherEntityAssertions, scan, func(rec *neo4j.Record) error {
+		i := rec.Values[0].(int64)
+		a, _ := rec.Values[1].(string)
+		g, err := decodeGraph(a)
+		if err != nil {
+			return err
+		}
+		if e := g.entity(keys[i].ID); e != nil {
+			remaining[i] = append(remaining[i], ranked{rank: g.Rank, name: e.Name, typ: e.Type, props: e.Props})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(had))
+	for i, k := range keys {
+		pk, ok := had[int64(i)]
+		if !ok {
+			continue
+		}
+		m := mergeAll(remaining[int64(i)])
+		row := map[string]any{
+			"tenant": k.Tenant, "id": k.ID, "name": nil, "type": nil, "rank": m.rank,
+			"keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks), "drop": drop(pk, m.keys),
+		}
+		if m.rank != "" {
+			row["name"], row["type"] = m.name, m.typ
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// withdrawRelations takes the withdrawing chunks out of the sources of the
+// relationships that lose assertions (deleting those left without any), and
+// recomputes the properties of survivors that a withdrawn assertion decided;
+// it returns their replace rows.
+func withdrawRelations(ctx context.Context, tx *runner, p *plan) ([]any, error) {
+	if len(p.relOut) == 0 {
+		return nil, nil
+	}
+	keys := sortedRelKeys(p.relOut)
+	rows := make([]any, len(keys))
+	for i, k := range keys {
+		w := p.relOut[k]
+		rows[i] = map[string]any{"i": int64(i), "tenant": k.Tenant, "from": k.From, "type": k.Type, "to": k.To, "srcs": w.chunks, "ranks": w.ranks}
+	}
+	type survivor struct{ sources, keys []string }
+	need := map[int64]survivor{}
+	if err := tx.query(ctx, "withdraw relationship assertions", cypherRelationWithdrawn, rows, func(rec *neo4j.Record) error {
+		need[rec.Values[0].(int64)] = survivor{stringList(rec.Values[1]), stringList(rec.Values[2])}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+	fetch := make([]any, 0, len(need))
+	for i, k := range keys {
+		if s, ok := need[int64(i)]; ok {
+			fetch = append(fetch, map[string]any{"i": int64(i), "tenant": k.Tenant, "ids": s.sources})
+		}
+	}
+	remaining := map[int64][]ranked{}
+	if err := tx.query(ctx, "read relationship assertions", cypherChunkAssertions, fetch, func(rec *neo4j.Record) error {
+		i := rec.Values[0].(int64)
+		a, _ := rec.Values[1].(string)
+		g, err := decodeGraph(a)
+		if err != nil {
+			return err
+		}
+		k := keys[i]
+		if r := g.relation(k.From, k.Type, k.To); r != nil {
+			remaining[i] = append(remaining[i], ranked{rank: g.Rank, props: r.Props})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(need))
+	for i, k := range keys {
+		s, ok := need[int64(i)]
+		if !ok {
+			continue
+		}
+		m := mergeAll(remaining[int64(i)])
+		out = append(out, map[string]any{
+			"tenant": k.Tenant, "from": k.From, "type": k.Type, "to": k.To,
+			"keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks), "drop": drop(s.keys, m.keys),
+		})
+	}
+	return out, nil
+}
+
+func entityKeyRows(m map[entKey]*withdrawal) []any {
+	keys := sortedEntKeys(m)
+	rows := make([]any, len(keys))
+	for i, k := range keys {
+		rows[i] = map[string]any{"tenant": k.Tenant, "id": k.ID}
+	}
+	return rows
+}
+
+// stringList converts a list the driver returned into []string.
+func stringList(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, x := range l {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilAny(s []any) []any {
+	if s == nil {
+		return []any{}
+	}
+	return s
+}
+
+// runner runs the statements of one transaction attempt and remembers which
+// step is running, so a failure names it.
+type runner struct {
+	tx   neo4j.ManagedTransaction
+	step *string
+}
+
+func (r *runner) setStep(s string) { *r.step = s }
+
+// exec runs a write statement over rows; no rows, no round trip.
+func (r *runner) exec(ctx context.Context, step, cypher string, rows []any, extra map[string]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	r.setStep(step)
+	params := map[string]any{"rows": rows}
+	for k, v := range extra {
+		params[k] = v
+	}
+	res, err := r.tx.Run(ctx, cypher, params)
+	if err != nil {
+		return err
+	}
+	_, err = res.Consume(ctx)
+	return err
+}
+
+// query runs a statement over rows and hands each result record to fn.
+func (r *runner) query(ctx context.Context, step, cypher string, rows []any, fn func(*neo4j.Record) error) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	r.setStep(step)
+	res, err := r.tx.Run(ctx, cypher, map[string]any{"rows": rows})
+	if err != nil {
+		return err
+	}
+	for res.Next(ctx) {
+		if err := fn(res.Record()); err != nil {
+			return err
+		}
+	}
+	return res.Err()
+}

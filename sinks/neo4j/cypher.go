@@ -1,0 +1,188 @@
+package neo4j
+
+// Every statement the sink runs. Values, labels and relationship types all
+// reach Neo4j as parameters: labels and types through Neo4j 5.26's dynamic
+// labels ($(expr)), after checkRecord matched them against the contract's
+// allow-list. Each write statement UNWINDs a list of rows ($rows) grouped by
+// kind, so a batch costs a handful of round trips whatever its size.
+// docs/neo4j-model.md explains each one.
+
+// setupStatements create the uniqueness constraints that back every MERGE on
+// a key, and the index the tombstone sweep scans.
+var setupStatements = []string{
+	`CREATE CONSTRAINT ragstream_chunk_key IF NOT EXISTS FOR (c:Chunk) REQUIRE (c.tenant, c.id) IS UNIQUE`,
+	`CREATE CONSTRAINT ragstream_entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.tenant, e.id) IS UNIQUE`,
+	`CREATE CONSTRAINT ragstream_chunk_tombstone_key IF NOT EXISTS FOR (t:ChunkTombstone) REQUIRE (t.tenant, t.id) IS UNIQUE`,
+	`CREATE INDEX ragstream_chunk_tombstone_deleted_at IF NOT EXISTS FOR (t:ChunkTombstone) ON (t.deleted_at)`,
+	`CALL db.awaitIndexes(300)`,
+}
+
+// cypherReadKeys returns, for each key of the batch that has a chunk or a
+// deletion marker, the chunk's version and assertions or the marker's
+// version. Rows: {i, tenant, id}.
+const cypherReadKeys = `
+UNWIND $rows AS r
+OPTIONAL MATCH (c:Chunk {tenant: r.tenant, id: r.id})
+OPTIONAL MATCH (t:ChunkTombstone {tenant: r.tenant, id: r.id})
+WITH r, c, t WHERE c IS NOT NULL OR t IS NOT NULL
+RETURN r.i AS i, c.version AS version, c.assertions AS assertions, t.version AS deleted`
+
+// cypherEntityWithdrawn locks each entity that loses assertions and returns
+// those whose state one of them decided (it set the name and type, or the
+// value of some key): only those need recomputing from the assertions that
+// remain. Rows: {i, tenant, id, ranks}.
+const cypherEntityWithdrawn = `
+UNWIND $rows AS r
+MATCH (e:Entity {tenant: r.tenant, id: r.id})
+SET e._rank = coalesce(e._rank, '')
+WITH r, e WHERE e._rank IN r.ranks OR any(x IN coalesce(e._pr, []) WHERE x IN r.ranks)
+RETURN r.i AS i, coalesce(e._pk, []) AS keys`
+
+// cypherEntityAssertions returns the assertions of the chunks that still
+// mention an entity, leaving out the chunks whose assertion about it this
+// batch withdraws. Rows: {i, tenant, id, exclude}.
+const cypherEntityAssertions = `
+UNWIND $rows AS r
+MATCH (:Entity {tenant: r.tenant, id: r.id})<-[:MENTIONS]-(c:Chunk)
+WHERE NOT c.id IN r.exclude
+RETURN r.i AS i, c.assertions AS assertions`
+
+// cypherRelationWithdrawn removes the withdrawing chunks from each
+// relationship's sources, deletes a relationship no chunk asserts any more,
+// and returns the survivors whose properties a withdrawn assertion decided,
+// with their remaining sources. Rows: {i, tenant, from, type, to, srcs, ranks}.
+const cypherRelationWithdrawn = `
+UNWIND $rows AS r
+MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:$(r.type)]->(:Entity {tenant: r.tenant, id: r.to})
+SET x.sources = [s IN x.sources WHERE NOT s IN r.srcs]
+WITH r, x, x.sources AS sources, coalesce(x._pk, []) AS keys,
+     any(p IN coalesce(x._pr, []) WHERE p IN r.ranks) AS decided
+FOREACH (_ IN CASE WHEN size(sources) = 0 THEN [1] ELSE [] END | DELETE x)
+WITH r, sources, keys, decided WHERE size(sources) > 0 AND decided
+RETURN r.i AS i, sources, keys`
+
+// cypherChunkAssertions returns the assertions of the named chunks.
+// Rows: {i, tenant, ids}.
+const cypherChunkAssertions = `
+UNWIND $rows AS r
+UNWIND r.ids AS id
+MATCH (c:Chunk {tenant: r.tenant, id: id})
+RETURN r.i AS i, c.assertions AS assertions`
+
+// cypherDeleteChunks removes deleted chunks with their MENTIONS and leaves a
+// deletion marker remembering the version. deleted_at is set when the marker
+// first appears or its version changes, so a replayed delete changes
+// nothing. Rows: {tenant, id, version}.
+const cypherDeleteChunks = `
+UNWIND $rows AS r
+OPTIONAL MATCH (c:Chunk {tenant: r.tenant, id: r.id})
+DETACH DELETE c
+MERGE (t:ChunkTombstone {tenant: r.tenant, id: r.id})
+ON CREATE SET t.version = r.version, t.deleted_at = $now
+ON MATCH SET t.deleted_at = CASE WHEN t.version = r.version THEN t.deleted_at ELSE $now END,
+             t.version = r.version`
+
+// cypherUnmention removes the MENTIONS of entities a re-written chunk no
+// longer names. Rows: {tenant, chunk, entity}.
+const cypherUnmention = `
+UNWIND $rows AS r
+MATCH (:Chunk {tenant: r.tenant, id: r.chunk})-[m:MENTIONS]->(:Entity {tenant: r.tenant, id: r.entity})
+DELETE m`
+
+// cypherEntityReplace sets an entity to the merge of its remaining
+// assertions: drop lists the keys no remaining assertion states; name and
+// type are null when no assertion remains (the entity is then deleted at the
+// end of the batch unless an incoming assertion revives it). Rows: {tenant,
+// id, name, type, rank, keys, vals, ranks, drop}.
+const cypherEntityReplace = `
+UNWIND $rows AS r
+MATCH (e:Entity {tenant: r.tenant, id: r.id})
+FOREACH (k IN r.drop | REMOVE e[k])
+FOREACH (i IN range(0, size(r.keys) - 1) | SET e[r.keys[i]] = r.vals[i])
+SET e._pk = r.keys, e._pr = r.ranks, e._rank = r.rank, e.name = coalesce(r.name, e.name)
+WITH e, r, e.type AS old WHERE r.type IS NOT NULL AND old <> r.type
+REMOVE e:$(old)
+SET e:$(r.type), e.type = r.type`
+
+// cypherRelationReplace sets a relationship's properties to the merge of its
+// remaining assertions. Rows: {tenant, from, type, to, keys, vals, ranks, drop}.
+const cypherRelationReplace = `
+UNWIND $rows AS r
+MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:$(r.type)]->(:Entity {tenant: r.tenant, id: r.to})
+FOREACH (k IN r.drop | REMOVE x[k])
+FOREACH (i IN range(0, size(r.keys) - 1) | SET x[r.keys[i]] = r.vals[i])
+SET x._pk = r.keys, x._pr = r.ranks`
+
+// mergeKeys is the per-key half of the merge rule, shared by entities and
+// relationships (n is the element, locked by the statement's first SET):
+// a key takes the incoming value when the incoming rank is at least the rank
+// that set it (or nothing set it), and the key's rank follows.
+const mergeKeys = `
+WITH n, r, coalesce(n._pk, []) AS pk, coalesce(n._pr, []) AS pr
+WITH n, r, pk, pr, [i IN range(0, size(r.keys) - 1)
+  WHERE r.ranks[i] >= coalesce(pr[[j IN range(0, size(pk) - 1) WHERE pk[j] = r.keys[i]][0]], '')] AS win
+FOREACH (i IN win | SET n[r.keys[i]] = r.vals[i])
+WITH n, r, pk, pr, [i IN win | r.keys[i]] AS wk, [i IN win | r.ranks[i]] AS wr
+SET n._pk = [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN wk | pk[j]] + wk,
+    n._pr = [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN wk | pr[j]] + wr`
+
+// cypherEntityMerge merges the batch's incoming assertions into each entity
+// (one row per entity, already merged among themselves), creating it when
+// new. The highest rank also sets name, type and the type label. Rows are
+// sorted by key, so concurrent batches lock shared entities in one order.
+// Rows: {tenant, id, name, type, rank, keys, vals, ranks}.
+const cypherEntityMerge = `
+UNWIND $rows AS r
+MERGE (n:Entity {tenant: r.tenant, id: r.id})
+SET n._rank = coalesce(n._rank, '')` + mergeKeys + `
+WITH n, r WHERE r.rank >= n._rank
+SET n._rank = r.rank, n.name = r.name
+WITH n, r, n.type AS old WHERE old IS NULL OR old <> r.type
+FOREACH (l IN CASE WHEN old IS NULL THEN [] ELSE [old] END | REMOVE n:$(l))
+SET n:$(r.type), n.type = r.type`
+
+// cypherUpsertChunks writes chunks and MENTIONS to the entities they newly
+// name (the entities exist: cypherEntityMerge ran first). props sets every
+// stored field; a null removes a field the record no longer has.
+// Rows: {tenant, id, props, mentions}.
+const cypherUpsertChunks = `
+UNWIND $rows AS r
+MERGE (c:Chunk {tenant: r.tenant, id: r.id})
+SET c += r.props
+WITH c, r
+UNWIND r.mentions AS eid
+MATCH (e:Entity {tenant: r.tenant, id: eid})
+MERGE (c)-[:MENTIONS]->(e)`
+
+// cypherUnmark removes the deletion markers of re-created chunks: the chunk's
+// own version guards the key again. Rows: {tenant, id}.
+const cypherUnmark = `
+UNWIND $rows AS r
+MATCH (t:ChunkTombstone {tenant: r.tenant, id: r.id})
+DELETE t`
+
+// cypherRelationMerge merges the batch's incoming assertions into each
+// relationship, creating it when new, and adds the asserting chunks to its
+// sources. Rows: {tenant, from, type, to, srcs, keys, vals, ranks}.
+const cypherRelationMerge = `
+UNWIND $rows AS r
+MATCH (a:Entity {tenant: r.tenant, id: r.from})
+MATCH (b:Entity {tenant: r.tenant, id: r.to})
+MERGE (a)-[n:$(r.type)]->(b)
+SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` + mergeKeys
+
+// cypherDropOrphans deletes entities that lost assertions in this batch and
+// that no chunk mentions any more. Rows: {tenant, id}.
+const cypherDropOrphans = `
+UNWIND $rows AS r
+MATCH (e:Entity {tenant: r.tenant, id: r.id})
+WHERE NOT EXISTS { (e)<-[:MENTIONS]-(:Chunk) }
+DETACH DELETE e`
+
+// cypherSweep deletes up to $limit deletion markers older than $cutoff and
+// returns how many it deleted.
+const cypherSweep = `
+MATCH (t:ChunkTombstone) WHERE t.deleted_at < $cutoff
+WITH t LIMIT $limit
+DELETE t
+RETURN count(*) AS n`

@@ -1,0 +1,313 @@
+package neo4j
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ragstream/ragstream/pipeline"
+)
+
+// withdrawal collects the assertions a batch takes back from one entity or
+// relationship.
+type withdrawal struct {
+	ranks  []string // ranks of the withdrawn assertions
+	chunks []string // ids of the withdrawing chunks
+}
+
+func (w *withdrawal) add(rank, chunk string) {
+	w.ranks = append(w.ranks, rank)
+	w.chunks = append(w.chunks, chunk)
+}
+
+// incomingRel collects the batch's assertions of one relationship.
+type incomingRel struct {
+	srcs []string
+	as   []ranked
+}
+
+// plan is what a batch's writes do to the graph, worked out in Go from the
+// writes and the previous assertions of the chunks they replace, before any
+// statement runs.
+type plan struct {
+	deletes    []any // {tenant, id, version}: chunks to delete, markers to set
+	upserts    []any // {tenant, id, props, mentions}
+	unmarks    []any // {tenant, id}: markers of re-created chunks
+	unmentions []any // {tenant, chunk, entity}
+	entIn      map[entKey][]ranked
+	entOut     map[entKey]*withdrawal
+	relIn      map[relKey]*incomingRel
+	relOut     map[relKey]*withdrawal
+}
+
+// chunkMeta is what the chunk's lineage properties need besides the event.
+type chunkMeta struct {
+	storeText bool
+	now       time.Time
+}
+
+// newPlan works out the graph changes of writes. priors holds the stored
+// assertions of every key whose chunk exists (Prior.State == Present).
+func newPlan(writes []pipeline.Write, priors map[pipeline.Key]*chunkGraph, meta chunkMeta) (*plan, error) {
+	p := &plan{
+		entIn:  map[entKey][]ranked{},
+		entOut: map[entKey]*withdrawal{},
+		relIn:  map[relKey]*incomingRel{},
+		relOut: map[relKey]*withdrawal{},
+	}
+	for i := range writes {
+		w := &writes[i]
+		old := priors[w.Key]
+		switch w.Action {
+		case pipeline.ActionDelete:
+			p.addDelete(w, old)
+		case pipeline.ActionUpsert:
+			if err := p.addUpsert(w, old, meta); err != nil {
+				return nil, &pipeline.RecordError{Record: w.Record, Err: fmt.Errorf("neo4j: %w", err)}
+			}
+		}
+	}
+	return p, nil
+}
+
+func (p *plan) addDelete(w *pipeline.Write, old *chunkGraph) {
+	// A marker that already remembers this version (a replayed delete) needs
+	// nothing; any other delete removes the chunk, if any, and sets the marker.
+	if w.Prior.State != pipeline.Deleted || w.Prior.Version != w.Version {
+		p.deletes = append(p.deletes, map[string]any{"tenant": w.Key.Tenant, "id": w.Key.ID, "version": w.Version})
+	}
+	if old == nil {
+		return
+	}
+	for _, e := range old.Entities {
+		p.withdrawEntity(entKey{w.Key.Tenant, e.ID}, old.Rank, w.Key.ID)
+	}
+	for _, r := range old.Relations {
+		p.withdrawRelation(relKey{w.Key.Tenant, r.From, r.Type, r.To}, old.Rank, w.Key.ID)
+	}
+}
+
+func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) error {
+	ev := &w.Record.Event
+	g := graphOf(ev)
+	tenant, cid := w.Key.Tenant, w.Key.ID
+	assertions, err := encodeGraph(g)
+	if err != nil {
+		return err
+	}
+	props, err := chunkProps(w, assertions, meta)
+	if err != nil {
+		return err
+	}
+	if w.Prior.State == pipeline.Deleted {
+		p.unmarks = append(p.unmarks, map[string]any{"tenant": tenant, "id": cid})
+	}
+
+	// Entities: an assertion equal to the chunk's previous one changes
+	// nothing; one that covers it is merged; otherwise the previous one is
+	// withdrawn first.
+	mentions := []string{}
+	for i := range g.Entities {
+		e := &g.Entities[i]
+		k := entKey{tenant, e.ID}
+		in := ranked{rank: g.Rank, name: e.Name, typ: e.Type, props: e.Props}
+		var o *entityAssertion
+		if old != nil {
+			o = old.entity(e.ID)
+		}
+		switch {
+		case o == nil:
+			mentions = append(mentions, e.ID)
+			p.entIn[k] = append(p.entIn[k], in)
+		case old.Rank == g.Rank && sameEntity(o, e):
+		case covers(g.Rank, e.Props, old.Rank, o.Props):
+			p.entIn[k] = append(p.entIn[k], in)
+		default:
+			p.withdrawEntity(k, old.Rank, cid)
+			p.entIn[k] = append(p.entIn[k], in)
+		}
+	}
+	// Relations, by the same rule; the chunk joins the sources of new ones.
+	for i := range g.Relations {
+		r := &g.Relations[i]
+		k := relKey{tenant, r.From, r.Type, r.To}
+		var o *relationAssertion
+		if old != nil {
+			o = old.relation(r.From, r.Type, r.To)
+		}
+		switch {
+		case o != nil && old.Rank == g.Rank && propsEqual(o.Props, r.Props):
+			continue
+		case o != nil && !covers(g.Rank, r.Props, old.Rank, o.Props):
+			p.withdrawRelation(k, old.Rank, cid)
+		}
+		in := p.relIn[k]
+		if in == nil {
+			in = &incomingRel{}
+			p.relIn[k] = in
+		}
+		in.srcs = append(in.srcs, cid)
+		in.as = append(in.as, ranked{rank: g.Rank, props: r.Props})
+	}
+	if old != nil {
+		for _, o := range old.Entities {
+			if g.entity(o.ID) == nil {
+				p.withdrawEntity(entKey{tenant, o.ID}, old.Rank, cid)
+				p.unmentions = append(p.unmentions, map[string]any{"tenant": tenant, "chunk": cid, "entity": o.ID})
+			}
+		}
+		for _, o := range old.Relations {
+			if g.relation(o.From, o.Type, o.To) == nil {
+				p.withdrawRelation(relKey{tenant, o.From, o.Type, o.To}, old.Rank, cid)
+			}
+		}
+	}
+	p.upserts = append(p.upserts, map[string]any{"tenant": tenant, "id": cid, "props": props, "mentions": mentions})
+	return nil
+}
+
+func (p *plan) withdrawEntity(k entKey, rank, chunk string) {
+	w := p.entOut[k]
+	if w == nil {
+		w = &withdrawal{}
+		p.entOut[k] = w
+	}
+	w.add(rank, chunk)
+}
+
+func (p *plan) withdrawRelation(k relKey, rank, chunk string) {
+	w := p.relOut[k]
+	if w == nil {
+		w = &withdrawal{}
+		p.relOut[k] = w
+	}
+	w.add(rank, chunk)
+}
+
+// chunkProps returns every stored property of an upserted chunk but its key;
+// a nil value removes a property an earlier version had.
+func chunkProps(w *pipeline.Write, assertions string, meta chunkMeta) (map[string]any, error) {
+	r := w.Record
+	ev := &r.Event
+	entities := make([]string, len(ev.Entities))
+	for i, e := range ev.Entities {
+		entities[i] = e.ID
+	}
+	props := map[string]any{
+		"doc_id":           nil,
+		"text":             nil,
+		"version":          w.Version,
+		"ts":               nil,
+		"metadata":         nil,
+		"entities":         entities,
+		"assertions":       assertions,
+		"correlation_id":   nil,
+		"ingested_at":      meta.now,
+		"source_topic":     nil,
+		"source_partition": nil,
+		"source_offset":    nil,
+	}
+	if ev.DocID != "" {
+		props["doc_id"] = ev.DocID
+	}
+	if meta.storeText && ev.HasText {
+		props["text"] = ev.Text
+	}
+	if !ev.TS.IsZero() {
+		props["ts"] = ev.TS.UTC()
+	}
+	if ev.Metadata != nil {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(ev.Metadata); err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
+		}
+		props["metadata"] = strings.TrimSuffix(b.String(), "\n")
+	}
+	if r.CorrelationID != "" {
+		props["correlation_id"] = r.CorrelationID
+	}
+	if r.Src != nil {
+		props["source_topic"] = r.Src.Topic
+		props["source_partition"] = int64(r.Src.Partition)
+		props["source_offset"] = r.Src.Offset
+	}
+	return props, nil
+}
+
+// entityMergeRows merges each entity's incoming assertions into one row,
+// sorted by key so that batches lock shared entities in one order.
+func entityMergeRows(in map[entKey][]ranked) []any {
+	keys := sortedEntKeys(in)
+	rows := make([]any, len(keys))
+	for i, k := range keys {
+		m := mergeAll(in[k])
+		rows[i] = map[string]any{
+			"tenant": k.Tenant, "id": k.ID, "name": m.name, "type": m.typ, "rank": m.rank,
+			"keys": m.keys, "vals": m.vals, "ranks": m.ranks,
+		}
+	}
+	return rows
+}
+
+// relationMergeRows does the same for relationships.
+func relationMergeRows(in map[relKey]*incomingRel) []any {
+	keys := sortedRelKeys(in)
+	rows := make([]any, len(keys))
+	for i, k := range keys {
+		m := mergeAll(in[k].as)
+		rows[i] = map[string]any{
+			"tenant": k.Tenant, "from": k.From, "type": k.Type, "to": k.To, "srcs": in[k].srcs,
+			"keys": m.keys, "vals": m.vals, "ranks": m.ranks,
+		}
+	}
+	return rows
+}
+
+func sortedEntKeys[V any](m map[entKey]V) []entKey {
+	keys := make([]entKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b entKey) int {
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return keys
+}
+
+func sortedRelKeys[V any](m map[relKey]V) []relKey {
+	keys := make([]relKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b relKey) int {
+		for _, c := range [...]int{
+			strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.From, b.From),
+			strings.Compare(a.To, b.To), strings.Compare(a.Type, b.Type),
+		} {
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	return keys
+}
+
+// drop returns the keys of had that keep does not hold.
+func drop(had []string, keep []string) []string {
+	out := []string{}
+	for _, k := range had {
+		if !slices.Contains(keep, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
