@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,27 @@ func BenchmarkUpsert(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "points/s")
 		})
 	}
+}
+
+// BenchmarkUpsertParallel: wait=true batches of 1000 from 4 goroutines,
+// as a sink with several partition workers sends them.
+func BenchmarkUpsertParallel(b *testing.B) {
+	c := benchClient(b)
+	const batch = 1000
+	var next atomic.Int64
+	b.SetParallelism(2) // 2 x GOMAXPROCS goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(uint64(next.Add(1)), 7))
+		for pb.Next() {
+			pts := benchPoints(r, int(next.Add(batch)), batch)
+			if _, err := c.Upsert(context.Background(), &qdrant.UpsertPoints{CollectionName: "bench", Wait: qdrant.PtrOf(true), Points: pts}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "points/s")
 }
 
 // BenchmarkQuery reports the p50 and p99 latency of a top-10 query.

@@ -71,6 +71,11 @@ func New(opts ...Option) *Server {
 		// Real Qdrant accepts requests of any size.
 		grpc.MaxRecvMsgSize(math.MaxInt32),
 		grpc.MaxSendMsgSize(math.MaxInt32),
+		// Large flow-control windows: a 1000-point batch of 384-dim vectors
+		// is ~2 MB, which gRPC's 64 KiB default window would chop into many
+		// round trips.
+		grpc.InitialWindowSize(16<<20),
+		grpc.InitialConnWindowSize(16<<20),
 		grpc.ChainUnaryInterceptor(s.latencyInterceptor, s.authInterceptor, s.faultInterceptor),
 	)
 	qdrant.RegisterQdrantServer(s.grpc, &healthService{s: s})
