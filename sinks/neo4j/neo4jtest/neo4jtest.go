@@ -195,8 +195,10 @@ func (s *Server) Start() {
 	}
 	cmd := exec.Command(s.java, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so Freeze, Kill and cleanup reach every process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
+	// Pdeathsig follows the thread that started the child, so keep that
+	// thread for the goroutine: a locked thread outlives the server only
+	// because this goroutine, which the runtime never retires, holds it.
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("neo4jtest: start %s: %v", s.java, err)
 	}
