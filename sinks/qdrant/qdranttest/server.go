@@ -76,6 +76,7 @@ func New(opts ...Option) *Server {
 		// round trips.
 		grpc.InitialWindowSize(16<<20),
 		grpc.InitialConnWindowSize(16<<20),
+		grpc.ForceServerCodec(codec{}),
 		grpc.ChainUnaryInterceptor(s.latencyInterceptor, s.authInterceptor, s.faultInterceptor),
 	)
 	qdrant.RegisterQdrantServer(s.grpc, &healthService{s: s})
