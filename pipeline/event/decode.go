@@ -2,7 +2,9 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"unicode/utf8"
 )
 
@@ -310,22 +312,37 @@ func (s *scanner) strValBytes(p *path, nullable bool) (b []byte, ok bool, err *E
 	return nil, false, s.mismatch(p, "a string")
 }
 
-// stringVal reads a string value of at most max bytes.
-func (s *scanner) stringVal(p *path, max int, nullable bool) (string, bool, *Error) {
-	b, ok, err := s.strValBytes(p, nullable)
-	if !ok {
+// stringVal reads a string value of at most limit bytes.
+func (s *scanner) stringVal(p *path, limit int, nullable bool) (string, bool, *Error) {
+	if s.pos < len(s.buf) && s.buf[s.pos] == '"' {
+		raw, esc, err := s.str(p)
+		if err != nil {
+			return "", false, err
+		}
+		n, v := len(raw), ""
+		if esc {
+			v = unescapedString(raw)
+			n = len(v)
+		}
+		if n > limit {
+			s.violate(p, "too long (%d bytes, max %d)", n, limit)
+			return "", false, nil
+		}
+		if !esc {
+			v = string(raw)
+		}
+		return v, true, nil
+	}
+	if nullable && s.kindAt() == "null" {
+		_, err := s.literal(p)
 		return "", false, err
 	}
-	if len(b) > max {
-		s.violate(p, "too long (%d bytes, max %d)", len(b), max)
-		return "", false, nil
-	}
-	return string(b), true, nil
+	return "", false, s.mismatch(p, "a string")
 }
 
 // nonEmpty is stringVal for strings that must not be empty.
-func (s *scanner) nonEmpty(p *path, max int, nullable bool) (string, bool, *Error) {
-	v, ok, err := s.stringVal(p, max, nullable)
+func (s *scanner) nonEmpty(p *path, limit int, nullable bool) (string, bool, *Error) {
+	v, ok, err := s.stringVal(p, limit, nullable)
 	if ok && v == "" {
 		s.violate(p, "must not be empty")
 		return "", false, nil
@@ -359,31 +376,60 @@ func labelOK(b []byte) bool {
 }
 
 // vector scans the vector array. Elements beyond Dims are checked but not
-// kept; check reports the length.
+// kept; check reports the length. The loop's fast path takes the element
+// every unit vector is made of, -?0.ddddddd followed at once by ',' or ']',
+// in a handful of word operations; everything else (other spellings,
+// whitespace, other kinds, errors) takes the general path.
 func (s *scanner) vector(ev *Event) *Error {
 	dims := s.lim.Dims
-	v := ev.Vector[:0]
-	if cap(v) < dims {
-		v = make([]float32, 0, dims)
+	vec := ev.Vector[:0]
+	if cap(vec) < dims {
+		vec = make([]float32, 0, dims)
 	}
+	vec = vec[:dims]
 	n := 0
 	if !s.open(']') {
+		b := s.buf
+		i := s.pos
 		for {
-			p := elem(pathVector, n)
-			if s.pos < len(s.buf) && (s.buf[s.pos] == '-' || s.buf[s.pos]-'0' <= 9) {
-				lit, err := s.number(&p)
-				if err != nil {
-					return err
+			if i+16 <= len(b) {
+				w := b[i : i+16]
+				j := 0
+				if w[0] == '-' {
+					j = 1
 				}
-				f, ok := s.float32(lit)
-				if !ok {
-					s.violate(&p, "out of float32 range (must be finite)")
+				if w[j] == '0' && w[j+1] == '.' {
+					k, d := digits8(binary.LittleEndian.Uint64(w[j+2 : j+10]))
+					if k > 0 && k < 8 {
+						if c := w[j+2+k]; c == ',' || c == ']' {
+							// d < 10^7 < 2^24 and 10^k are exact in float32,
+							// so one division rounds correctly.
+							f := float32(int64(d)) / pow10f32[k]
+							f = math.Float32frombits(math.Float32bits(f) | uint32(j)<<31)
+							if n < len(vec) {
+								vec[n] = f
+							}
+							n++
+							i += j + k + 3
+							if c == ',' {
+								continue
+							}
+							s.pos = i
+							break
+						}
+					}
 				}
-				if n < dims {
-					v = append(v, f)
-				}
-			} else if err := s.mismatch(&p, "a number"); err != nil {
-				return err
+			}
+			s.pos = i
+			s.ws()
+			f, end, ok := fastFloat32(b, s.pos)
+			if ok {
+				s.pos = end
+			} else if f, ok = s.element(n); !ok {
+				return s.elemErr
+			}
+			if n < len(vec) {
+				vec[n] = f
 			}
 			n++
 			more, err := s.next(pathVector, ']')
@@ -393,16 +439,43 @@ func (s *scanner) vector(ev *Event) *Error {
 			if !more {
 				break
 			}
+			i = s.pos
 		}
 	}
-	ev.Vector = v
+	ev.Vector = vec[:min(n, dims)]
 	s.vecLen = n
 	return nil
+}
+
+// element is the general path for vector element n, for what fastFloat32
+// leaves: other spellings, other kinds, syntax errors. ok is false when
+// s.elemErr holds a decode error.
+func (s *scanner) element(n int) (f float32, ok bool) {
+	p := elem(pathVector, n)
+	if s.pos < len(s.buf) && (s.buf[s.pos] == '-' || s.buf[s.pos]-'0' <= 9) {
+		lit, err := s.number(&p)
+		if err != nil {
+			s.elemErr = err
+			return 0, false
+		}
+		if f, ok = s.float32(lit); !ok {
+			s.violate(&p, "out of float32 range (must be finite)")
+		}
+		return f, true
+	}
+	if err := s.mismatch(&p, "a number"); err != nil {
+		s.elemErr = err
+		return 0, false
+	}
+	return 0, true
 }
 
 // entities scans the entities array.
 func (s *scanner) entities(ev *Event) *Error {
 	ents := ev.Entities[:0]
+	if ents == nil {
+		ents = make([]Entity, 0, 4)
+	}
 	n := 0
 	if !s.open(']') {
 		for {
@@ -530,6 +603,9 @@ func (s *scanner) propsOrNull(p *path) (map[string]any, *Error) {
 // relations scans the relations array.
 func (s *scanner) relations(ev *Event) *Error {
 	rels := ev.Relations[:0]
+	if rels == nil {
+		rels = make([]Relation, 0, 4)
+	}
 	n := 0
 	if !s.open(']') {
 		for {

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -44,6 +45,12 @@ func TestFloat32MatchesStrconv(t *testing.T) {
 			strconv.FormatFloat((float64(f)+float64(math.Nextafter32(f, float32(math.Inf(1)))))/2, 'g', -1, 64),
 		)
 	}
+	fast := 0
+	defer func() {
+		if fast < len(lits)/2 {
+			t.Errorf("the fast path took only %d of %d literals", fast, len(lits))
+		}
+	}()
 	for _, s := range lits {
 		sc, lit := scanLit(t, s)
 		got, ok := sc.float32(lit)
@@ -53,6 +60,12 @@ func TestFloat32MatchesStrconv(t *testing.T) {
 		}
 		if ok && math.Float32bits(got) != math.Float32bits(float32(want)) {
 			t.Fatalf("%q: got %v (%#x), want %v (%#x)", s, got, math.Float32bits(got), float32(want), math.Float32bits(float32(want)))
+		}
+		if ff, end, ok := fastFloat32([]byte(s+","), 0); ok {
+			fast++
+			if end != len(s) || err != nil || math.Float32bits(ff) != math.Float32bits(float32(want)) {
+				t.Fatalf("%q: fast path %v (%#x) end %d, want %v (%#x)", s, ff, math.Float32bits(ff), end, float32(want), math.Float32bits(float32(want)))
+			}
 		}
 		g64, ok64 := sc.float64(lit)
 		w64, err := strconv.ParseFloat(s, 64)
@@ -158,6 +171,48 @@ func TestPathString(t *testing.T) {
 	} {
 		if got := c.p.String(); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}
+
+func TestDigits8(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		k  int
+		v  uint64
+	}{
+		{"12345678", 8, 12345678}, {"035013,-", 6, 35013}, {"0,123456", 1, 0}, {"9]......", 1, 9},
+		{"x1234567", 0, 0}, {"00000001", 8, 1}, {"99999999", 8, 99999999}, {"1234567/", 7, 1234567},
+		{"123:5678", 3, 123}, {"12\xff45678", 2, 12}, {"1\xfa\xff\xff\xff\xff\xff\xff", 1, 1},
+	} {
+		var w [8]byte
+		copy(w[:], c.in)
+		k, v := digits8(binary.LittleEndian.Uint64(w[:]))
+		if k != c.k || v != c.v {
+			t.Errorf("digits8(%q) = %d, %d; want %d, %d", c.in, k, v, c.k, c.v)
+		}
+	}
+}
+
+func TestDigits8Random(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var w [8]byte
+		for i := range w {
+			if r.IntN(4) == 0 {
+				w[i] = byte(r.IntN(256))
+			} else {
+				w[i] = byte('0' + r.IntN(10))
+			}
+		}
+		wantK, wantV := 0, uint64(0)
+		for wantK < 8 && w[wantK] >= '0' && w[wantK] <= '9' {
+			wantV = wantV*10 + uint64(w[wantK]-'0')
+			wantK++
+		}
+		k, v := digits8(binary.LittleEndian.Uint64(w[:]))
+		if k != wantK || v != wantV {
+			t.Fatalf("digits8(%q) = %d, %d; want %d, %d", w[:], k, v, wantK, wantV)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // scanner is the single-pass reader over one record value. Syntax errors
@@ -25,6 +26,7 @@ type scanner struct {
 
 	vecPresent bool // "vector" held an array
 	vecLen     int  // its length, elements beyond Dims included
+	elemErr    *Error
 }
 
 // path names a field for error messages. Paths are built on the stack as the
@@ -224,9 +226,11 @@ func (s *scanner) literal(p *path) (byte, *Error) {
 	return c, nil
 }
 
-// plainASCII marks the bytes a string can hold without any attention.
-var plainASCII = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
+// plain marks the bytes a string can hold without any attention: all but
+// the quote, the backslash and control characters. Bytes from 0x80 up are
+// plain here; str checks UTF-8 once over the whole string when it saw any.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x100; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
@@ -237,13 +241,13 @@ const (
 	msb = 0x8080808080808080
 )
 
-// special reports whether any of the 8 bytes in v is a quote, a backslash, a
-// control character or a non-ASCII byte (SWAR: see "bit twiddling hacks",
-// hasless and haszero).
+// special reports whether any of the 8 bytes in v is a quote, a backslash or
+// a control character (SWAR: "bit twiddling hacks", haszero and hasless,
+// which hold for any byte values).
 func special(v uint64) bool {
 	q := v ^ (lsb * '"')
 	bs := v ^ (lsb * '\\')
-	return ((v-lsb*0x20)&^v|(q-lsb)&^q|(bs-lsb)&^bs|v)&msb != 0
+	return ((v-lsb*0x20)&^v|(q-lsb)&^q|(bs-lsb)&^bs)&msb != 0
 }
 
 // str scans the string starting at s.pos (which holds '"'). It returns the
@@ -254,23 +258,28 @@ func (s *scanner) str(p *path) (raw []byte, esc bool, err *Error) {
 	n := len(b)
 	start := s.pos + 1
 	i := start
-	high := false
+	var high uint64 // the OR of the bytes seen, for their top bits
 	for {
-		for i+8 <= n && !special(binary.LittleEndian.Uint64(b[i:])) {
+		for i+8 <= n {
+			v := binary.LittleEndian.Uint64(b[i:])
+			if special(v) {
+				break
+			}
+			high |= v
 			i += 8
 		}
-		for i < n && plainASCII[b[i]] {
+		for i < n && plain[b[i]] {
+			high |= uint64(b[i])
 			i++
 		}
 		if i >= n {
 			return nil, false, s.syntax(p, n, "unexpected end of input in string")
 		}
-		c := b[i]
-		switch {
+		switch c := b[i]; {
 		case c == '"':
 			raw = b[start:i]
 			s.pos = i + 1
-			if high && !utf8.Valid(raw) {
+			if high&msb != 0 && !utf8.Valid(raw) {
 				return nil, false, s.badUTF8(p, start, raw)
 			}
 			return raw, esc, nil
@@ -281,11 +290,8 @@ func (s *scanner) str(p *path) (raw []byte, esc bool, err *Error) {
 				return nil, false, e
 			}
 			i += w
-		case c < 0x20:
-			return nil, false, s.syntax(p, i, "control character U+%04X in string (escape it)", c)
 		default:
-			high = true
-			i++
+			return nil, false, s.syntax(p, i, "control character U+%04X in string (escape it)", c)
 		}
 	}
 }
@@ -355,7 +361,12 @@ func hex4(b []byte, i int) (rune, bool) {
 
 // unescape decodes raw (already checked by str) into s.scratch.
 func (s *scanner) unescape(raw []byte) []byte {
-	out := s.scratch[:0]
+	s.scratch = appendUnescaped(s.scratch[:0], raw)
+	return s.scratch
+}
+
+// appendUnescaped appends the decoded form of raw (already checked by str).
+func appendUnescaped(out, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c != '\\' {
@@ -393,8 +404,17 @@ func (s *scanner) unescape(raw []byte) []byte {
 		}
 		i += 2
 	}
-	s.scratch = out
 	return out
+}
+
+// unescapedString decodes raw into a string of its own: one allocation of
+// at most len(raw) bytes (decoding only shrinks), never written again.
+func unescapedString(raw []byte) string {
+	b := appendUnescaped(make([]byte, 0, len(raw)), raw)
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // strBytes returns the decoded bytes of a scanned string, valid until the

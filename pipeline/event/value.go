@@ -127,7 +127,7 @@ func (s *scanner) metaValue(depth int) (any, *Error) {
 }
 
 func (s *scanner) metaArray(depth int) ([]any, *Error) {
-	a := []any{}
+	a := make([]any, 0, 4)
 	if s.open(']') {
 		return a, nil
 	}
@@ -216,7 +216,7 @@ func (s *scanner) props(p *path) (map[string]any, *Error) {
 // propArray reads an array property: strings, numbers or booleans, one kind
 // throughout, no null. Integers mixed with other numbers become float64.
 func (s *scanner) propArray(p *path) ([]any, *Error) {
-	a := []any{}
+	a := make([]any, 0, 4)
 	if s.open(']') {
 		return a, nil
 	}
