@@ -131,7 +131,8 @@ func (st *reqState) statusOf(completed bool) int {
 // and turns a panic anywhere inside into a logged 500 with a JSON body,
 // never a crash. The stack is taken while the panic unwinds, so it shows
 // the line that panicked. http.ErrAbortHandler passes through: it is how a
-// handler asks net/http to abort the response.
+// handler asks net/http to abort the response, and how this middleware
+// ends one whose header was already sent (net/http recovers it quietly).
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &reqState{start: time.Now(), rw: &responseWriter{ResponseWriter: w}}
@@ -150,9 +151,12 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 				Str("method", r.Method).
 				Str("route", st.routeLabel()).
 				Msg("http handler panicked")
-			if !st.rw.wroteHeader {
-				httpjson.Error(st.rw, http.StatusInternalServerError, "internal error")
+			if st.rw.wroteHeader {
+				// Part of an answer is out: ending it normally would pass a
+				// truncated body off as complete, so abort the connection.
+				panic(http.ErrAbortHandler)
 			}
+			httpjson.Error(st.rw, http.StatusInternalServerError, "internal error")
 		}()
 		next.ServeHTTP(st.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	})

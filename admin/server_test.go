@@ -284,3 +284,37 @@ func TestListenFailsOnABusyPort(t *testing.T) {
 	_ = f.srv.ln.Close()
 	f.srv.mu.Unlock()
 }
+
+// TestPanicAfterWritingAbortsTheConnection: a handler that panics half-way
+// through its answer must not leave the client with a truncated body that
+// looks complete.
+func TestPanicAfterWritingAbortsTheConnection(t *testing.T) {
+	f := newFixture(t, testConfig(), func(s *Server) {
+		s.HandleFunc("GET /v1/half", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, `{"partial":`)
+			w.(http.Flusher).Flush()
+			panic("half-way")
+		})
+	})
+	base, _ := start(t, f)
+	resp, err := client(t).Get(base + "/v1/half")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("the client read a complete answer from a handler that panicked")
+	}
+	if ls := f.logs.find(t, "http handler panicked"); len(ls) != 1 {
+		t.Errorf("panic lines: %v", ls)
+	}
+	if len(f.logs.find(t, "http request")) != 1 {
+		t.Error("no access line")
+	}
+	resp, err = client(t).Get(base + "/health/live")
+	if err != nil {
+		t.Fatalf("server down after the panic: %v", err)
+	}
+	resp.Body.Close()
+}
