@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -360,7 +361,7 @@ func TestJSONLRoundTrip(t *testing.T) {
 // sampleFileOptions make the 50 records of the docs' sample show every
 // kind of record.
 var sampleFileOptions = Options{Seed: 1, Updates: 0.1, Stale: 0.05, Deletes: 0.06, Tombstones: 0.06,
-	Unkeyed: 0.04, EscapeNonASCII: 0.2, NoCorrelationID: 0.1}
+	Unkeyed: 0.08, EscapeNonASCII: 0.2, NoCorrelationID: 0.1}
 
 // TestSampleFile keeps testdata/events/sample.jsonl, the sample the docs
 // show, equal to Generate(50, sampleFileOptions), and holding every kind of
@@ -424,4 +425,27 @@ func BenchmarkGenerate(b *testing.B) {
 		Generate(100, DefaultOptions())
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestAppendFixed6(t *testing.T) {
+	for _, c := range []struct {
+		x    float64
+		want string
+	}{
+		{0, "0"}, {0.0000004, "0"}, {-0.0000004, "0"}, {0.0000005, "0.000001"}, {0.5, "0.5"}, {-0.035013, "-0.035013"},
+		{0.1234565, "0.123457"}, {0.9999996, "1"}, {-0.9999996, "-1"}, {0.000100, "0.0001"}, {1.5, "1.500000"}, {-1, "-1.000000"},
+	} {
+		if got := string(appendFixed6(nil, c.x)); got != c.want {
+			t.Errorf("appendFixed6(%v) = %q, want %q", c.x, got, c.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 100000 {
+		x := r.Float64()*2 - 1
+		got := string(appendFixed6(nil, x))
+		f, err := strconv.ParseFloat(got, 64)
+		if err != nil || math.Abs(f-x) > 0.5e-6+1e-12 {
+			t.Fatalf("appendFixed6(%v) = %q", x, got)
+		}
+	}
 }
