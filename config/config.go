@@ -142,6 +142,12 @@ type Admin struct {
 	ShutdownTimeout   Duration `koanf:"shutdown_timeout"`
 	MaxHeaderBytes    ByteSize `koanf:"max_header_bytes"`
 	MaxBodyBytes      ByteSize `koanf:"max_body_bytes"`
+	// ReadinessInterval is how often the readiness checks run in the
+	// background; a probe reads their last result.
+	ReadinessInterval Duration `koanf:"readiness_interval"`
+	// KafkaCheckTimeout bounds the readiness check of the brokers (the
+	// stores' checks use qdrant.timeout and neo4j.timeout).
+	KafkaCheckTimeout Duration `koanf:"kafka_check_timeout"`
 }
 
 // DLQ configures the dead-letter queue.

@@ -46,6 +46,8 @@ func Default() Config {
 			ShutdownTimeout:   Duration(10 * time.Second),
 			MaxHeaderBytes:    1 * MiB,
 			MaxBodyBytes:      4 * MiB,
+			ReadinessInterval: Duration(2 * time.Second),
+			KafkaCheckTimeout: Duration(3 * time.Second),
 		},
 		DLQ: DLQ{
 			ConnectCompatibleHeaders: true,

@@ -136,6 +136,8 @@ func (c *Config) checkAdmin(ps *problems) {
 	positive(ps, "admin.write_timeout", a.WriteTimeout)
 	positive(ps, "admin.idle_timeout", a.IdleTimeout)
 	positive(ps, "admin.shutdown_timeout", a.ShutdownTimeout)
+	positive(ps, "admin.readiness_interval", a.ReadinessInterval)
+	positive(ps, "admin.kafka_check_timeout", a.KafkaCheckTimeout)
 	atLeast(ps, "admin.max_header_bytes", int64(a.MaxHeaderBytes), 1)
 	atLeast(ps, "admin.max_body_bytes", int64(a.MaxBodyBytes), 1)
 }
