@@ -49,9 +49,10 @@ func fastFloat32(b []byte, i int) (f float32, end int, ok bool) {
 		if i+8 <= len(b) {
 			// Up to 8 fraction digits at once, without the mispredicted
 			// branch a digit loop takes on its variable exit.
-			k, v := digits8(binary.LittleEndian.Uint64(b[i:]))
-			m = m*pow10u64[k] + v
-			i += k
+			if k, v := digits8(binary.LittleEndian.Uint64(b[i:])); k > 0 {
+				m = m*pow10u64[k] + v
+				i += k
+			}
 		}
 		for i < len(b) && b[i]-'0' <= 9 {
 			m = m*10 + uint64(b[i]-'0')
@@ -113,7 +114,8 @@ func fastFloat32(b []byte, i int) (f float32, end int, ok bool) {
 var pow10u64 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
 
 // digits8 reads the leading ASCII digits of the 8 bytes in w (the first
-// byte lowest) and returns how many there are and their value (SWAR; see
+// byte lowest) and returns how many there are and, when there are any, their
+// value (SWAR; see
 // Lemire, "Fast numerical parsing", and simdjson's parse_eight_digits).
 func digits8(w uint64) (k int, v uint64) {
 	// A byte is a digit when its high nibble is 3 and adding 6 keeps it 3.
@@ -122,9 +124,10 @@ func digits8(w uint64) (k int, v uint64) {
 	nd := (w&0xF0F0F0F0F0F0F0F0 | (w+0x0606060606060606)&0xF0F0F0F0F0F0F0F0>>4) ^ 0x3333333333333333
 	k = bits.TrailingZeros64(nd) >> 3
 	// Digit values in the low k bytes, moved to the top so the bytes below
-	// read as leading zeros; the bytes past the digits fall off the top
-	// (for k = 0 all of them: Go shifts by 64 to zero).
-	d := (w - 0x3030303030303030) << (64 - 8*k)
+	// read as leading zeros; the bytes past the digits fall off the top.
+	// The mask lets the compiler emit a bare shift; it makes v meaningless
+	// for k = 0, which callers check first.
+	d := (w - 0x3030303030303030) << ((64 - 8*k) & 63)
 	d = (d * 10) + (d >> 8)
 	d = ((d & 0x000000FF000000FF) * (100 + (1000000 << 32))) + (((d >> 16) & 0x000000FF000000FF) * (1 + (10000 << 32)))
 	return k, d >> 32 & 0xFFFFFFFF
