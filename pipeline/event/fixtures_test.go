@@ -117,6 +117,9 @@ func TestGoodFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
+			if v := c.value(t, goodDir); v != nil {
+				matchStdlib(t, v, &ev)
+			}
 			got := render(&ev)
 			golden := filepath.Join(goodDir, c.Name+".golden")
 			if *update {

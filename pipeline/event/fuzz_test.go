@@ -66,6 +66,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted a value encoding/json calls invalid: %q", value)
 		}
 		checkEvent(t, l, key, value == nil, &ev)
+		if value != nil {
+			matchStdlib(t, value, &ev)
+		}
 	})
 }
 
