@@ -250,3 +250,104 @@ func integral(lit numLit) (int64, bool) {
 	}
 	return int64(m), true
 }
+
+// numLit is a scanned JSON number. mant and exp10 describe its value as
+// mant * 10^exp10 when exact; digits beyond 19 significant ones are dropped
+// (exact is false when a dropped digit was not zero).
+type numLit struct {
+	start, end int
+	mant       uint64
+	exp10      int
+	neg        bool
+	isInt      bool // no fraction and no exponent in the literal
+	exact      bool
+}
+
+// number scans the number at s.pos.
+func (s *scanner) number(p *path) (numLit, *Error) {
+	b := s.buf
+	n := len(b)
+	i := s.pos
+	lit := numLit{start: i, isInt: true, exact: true}
+	if b[i] == '-' {
+		lit.neg = true
+		i++
+	}
+	nd := 0 // significant digits kept in mant
+	switch {
+	case i >= n:
+		return lit, s.syntax(p, i, "unexpected end of input in number")
+	case b[i] == '0':
+		i++
+		if i < n && b[i] >= '0' && b[i] <= '9' {
+			return lit, s.syntax(p, i-1, "leading zero in number")
+		}
+	case b[i] >= '1' && b[i] <= '9':
+		for ; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+			if nd < 19 {
+				lit.mant = lit.mant*10 + uint64(b[i]-'0')
+				nd++
+			} else {
+				lit.exp10++
+				if b[i] != '0' {
+					lit.exact = false
+				}
+			}
+		}
+	default:
+		return lit, s.syntax(p, i, "unexpected %s in number", describeByte(b[i]))
+	}
+	if i < n && b[i] == '.' {
+		lit.isInt = false
+		i++
+		j := i
+		for ; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+			d := b[i] - '0'
+			switch {
+			case nd == 0 && d == 0:
+				lit.exp10--
+			case nd < 19:
+				lit.mant = lit.mant*10 + uint64(d)
+				lit.exp10--
+				nd++
+			case d != 0:
+				lit.exact = false
+			}
+		}
+		if i == j {
+			if i >= n {
+				return lit, s.syntax(p, i, "unexpected end of input in number")
+			}
+			return lit, s.syntax(p, i, "unexpected %s in number, want a digit", describeByte(b[i]))
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		lit.isInt = false
+		i++
+		eneg := false
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		j := i
+		e := 0
+		for ; i < n && b[i] >= '0' && b[i] <= '9'; i++ {
+			if e < 1_000_000 {
+				e = e*10 + int(b[i]-'0')
+			}
+		}
+		if i == j {
+			if i >= n {
+				return lit, s.syntax(p, i, "unexpected end of input in number")
+			}
+			return lit, s.syntax(p, i, "unexpected %s in number, want a digit", describeByte(b[i]))
+		}
+		if eneg {
+			e = -e
+		}
+		lit.exp10 += e
+	}
+	lit.end = i
+	s.pos = i
+	return lit, nil
+}
