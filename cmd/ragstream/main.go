@@ -41,6 +41,9 @@ func commands() map[string]command {
 		"version": {"print version, commit and Go version", runVersion},
 		"probe":   {"exit 0 when URL answers 2xx (image healthcheck)", runProbe},
 		"produce": {"publish realistic sample events to a topic", runProduce},
+		"run":     {"run the worker (production): consumer group, stores, admin port", runRun},
+		"dev":     {"run the worker on the embedded default (in-process Kafka and Qdrant)", runDev},
+		"verify":  {"show what landed in Qdrant and Neo4j and check that they agree", runVerify},
 	}
 }
 

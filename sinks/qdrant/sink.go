@@ -190,7 +190,8 @@ func isAlreadyExists(err error) bool {
 
 // checkCollection refuses a collection whose vectors differ from the
 // configuration: writing into it would fail record by record, or worse,
-// score with the wrong metric.
+// score with the wrong metric. The store is unusable as configured, so the
+// error is SinkDown: start-up stops instead of waiting.
 func (s *Sink) checkCollection(ctx context.Context, dist qc.Distance) error {
 	info, err := s.client.GetCollectionInfo(ctx, s.cfg.Collection)
 	if err != nil {
@@ -203,8 +204,8 @@ func (s *Sink) checkCollection(ctx context.Context, dist qc.Distance) error {
 		for n := range vc.GetParamsMap().GetMap() {
 			names = append(names, n)
 		}
-		return fmt.Errorf("qdrant collection %q has named vectors %v; ragstream writes one unnamed vector (size %d, %s)",
-			s.cfg.Collection, names, s.cfg.VectorSize, s.cfg.Distance)
+		return pipeline.SinkDown(fmt.Errorf("qdrant collection %q has named vectors %v; ragstream writes one unnamed vector (size %d, %s)",
+			s.cfg.Collection, names, s.cfg.VectorSize, s.cfg.Distance))
 	}
 	var diffs []string
 	if params.GetSize() != uint64(s.cfg.VectorSize) {
@@ -214,7 +215,7 @@ func (s *Sink) checkCollection(ctx context.Context, dist qc.Distance) error {
 		diffs = append(diffs, fmt.Sprintf("distance is %s, config qdrant.distance is %s", params.GetDistance(), s.cfg.Distance))
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("qdrant collection %q differs from the configuration: %s", s.cfg.Collection, strings.Join(diffs, "; "))
+		return pipeline.SinkDown(fmt.Errorf("qdrant collection %q differs from the configuration: %s", s.cfg.Collection, strings.Join(diffs, "; ")))
 	}
 	return nil
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ragstream/ragstream/internal/metrics"
+	"github.com/ragstream/ragstream/pipeline"
+)
+
+// resultOf maps a store error to the result label of the sink metrics.
+func resultOf(err error) string {
+	switch {
+	case err == nil:
+		return metrics.ResultOK
+	case pipeline.ClassOf(err) == pipeline.ClassPermanent:
+		return metrics.ResultPermanent
+	case pipeline.ClassOf(err) == pipeline.ClassSinkDown:
+		return metrics.ResultDown
+	default:
+		return metrics.ResultTransient
+	}
+}
+
+// timedSink measures the follower's writes.
+type timedSink struct {
+	pipeline.Sink
+	m *metrics.Metrics
+}
+
+func (s timedSink) Write(ctx context.Context, writes []pipeline.Write) error {
+	start := time.Now()
+	err := s.Sink.Write(ctx, writes)
+	s.m.ObserveSink(s.Name(), "write", resultOf(err), time.Since(start))
+	return err
+}
+
+// timedAuthority measures the authority's own share of Apply: the whole
+// call less the follower's write inside it.
+type timedAuthority struct {
+	pipeline.Authority
+	m *metrics.Metrics
+}
+
+func (a timedAuthority) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
+	var followed time.Duration
+	start := time.Now()
+	err := a.Authority.Apply(ctx, b, func(ctx context.Context, w []pipeline.Write) error {
+		fs := time.Now()
+		err := follow(ctx, w)
+		followed += time.Since(fs)
+		return err
+	})
+	a.m.ObserveSink(a.Name(), "apply", resultOf(err), time.Since(start)-followed)
+	return err
+}
+
+// pipelineHooks feeds the pipeline's events into the metrics registry and
+// the readiness of the group.
+func pipelineHooks(m *metrics.Metrics, joined func(bool)) pipeline.Hooks {
+	var mu sync.Mutex
+	paused := map[string]map[int32]pipeline.PauseReason{}
+	setPause := func(t string, p int32, r pipeline.PauseReason, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if paused[t] == nil {
+			paused[t] = map[int32]pipeline.PauseReason{}
+		}
+		if on {
+			paused[t][p] |= r
+		} else {
+			paused[t][p] &^= r
+		}
+		m.SetPaused(t, p, paused[t][p] != 0)
+	}
+	outcomes := [...]string{
+		pipeline.OutcomeApplied:      metrics.OutcomeApplied,
+		pipeline.OutcomeSkippedStale: metrics.OutcomeSkippedStale,
+		pipeline.OutcomeFailed:       metrics.OutcomeFailed,
+		pipeline.OutcomeDeadLettered: metrics.OutcomeDeadLettered,
+	}
+	return pipeline.Hooks{
+		Consumed: func(t string, _ int32, n, _ int) { m.RecordsConsumed(t, n) },
+		Keyless:  func(t string, _ int32) { m.Unkeyed(t, 1) },
+		Batch: func(s pipeline.BatchStats) {
+			m.ObserveBatch(s.Records, s.Bytes)
+			m.ObserveStage(metrics.StageDecode, s.Decode)
+			m.ObserveStage(metrics.StageSink, s.Sink)
+			for o, n := range s.Outcomes {
+				if n > 0 && o < len(outcomes) && outcomes[o] != "" {
+					m.Processed(s.Topic, outcomes[o], n)
+				}
+			}
+		},
+		Committed: func(s pipeline.CommitStats) {
+			m.Committed(nil)
+			// Kafka's timestamp is when the record was produced; the event's
+			// own ts may be far older (a backfill), which says nothing about
+			// the pipeline. The oldest record of the commit bounds it.
+			if !s.MinKafkaTime.IsZero() {
+				m.ObserveE2E(time.Since(s.MinKafkaTime))
+			}
+		},
+		Paused:   func(t string, p int32, r pipeline.PauseReason) { setPause(t, p, r, true) },
+		Resumed:  func(t string, p int32, r pipeline.PauseReason) { setPause(t, p, r, false) },
+		Assigned: func(string, int32) { joined(true) },
+		// A revoked partition is no longer this member's to pause.
+		Revoked: func(t string, p int32, _ bool) { setPause(t, p, ^pipeline.PauseReason(0), false) },
+	}
+}
