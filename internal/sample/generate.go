@@ -6,7 +6,7 @@
 // The events mix tenants whose chunk ids collide (acme/doc-0001#0 and
 // globex/doc-0001#0 are different chunks), mention entities from a shared
 // catalog with unicode names, relate them with typed relations, and carry
-// 384-dimensional unit vectors printed with 6 decimals, about 4.5 KB per
+// 384-dimensional unit vectors printed with 6 decimals, about 4.8 KB per
 // event.
 package sample
 

@@ -135,7 +135,7 @@ func TestGeneratedEventsAreValidAndRealistic(t *testing.T) {
 			if o.Dims == 384 {
 				avg := size / upserts
 				if avg < 3500 || avg > 6000 {
-					t.Errorf("average upsert is %d bytes, want about 4.5 KB", avg)
+					t.Errorf("average upsert is %d bytes, want about 4.8 KB", avg)
 				}
 			}
 		})

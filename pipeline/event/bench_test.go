@@ -9,7 +9,7 @@ import (
 	"github.com/ragstream/ragstream/pipeline/event"
 )
 
-// benchRecords are generated upserts (384-dim vectors, about 4.5 KB each,
+// benchRecords are generated upserts (384-dim vectors, about 4.8 KB each,
 // a fifth of them with Python-style \u-escaped text).
 func benchRecords(b *testing.B) ([]sample.Record, int) {
 	b.Helper()
