@@ -67,11 +67,22 @@ tail_log() {
 	fi
 }
 
+# Prints a service's output and, for Neo4j, the tail of its own debug.log,
+# which says more than the launcher's output while it boots.
+service_log_tail() {
+	tail_log "$LOGS/$1.log"
+	if [[ $1 == neo4j && -f $STATE/neo4j/logs/debug.log ]]; then
+		tail_log "$STATE/neo4j/logs/debug.log" 20
+	fi
+}
+
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 check_port() {
-	[[ $2 =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "$1: want a port 1-65535, got '$2'"
+	if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
+		die "$1: want a port 1-65535, got '$2'"
+	fi
 }
 
 check_settings() {
@@ -161,6 +172,10 @@ find_java() {
 	return 1
 }
 
+# ensure_tools installs what is missing with apt-get. Java and Maven are needed
+# at once; redis-server alone is installed in the background (APT_PID) while
+# Maven fetches jars, and finish_redis_install waits for it.
+APT_PID=
 ensure_tools() {
 	local missing=() jvm=
 	if wants kafka || wants neo4j; then
@@ -168,20 +183,36 @@ ensure_tools() {
 		find_java || missing+=(openjdk-17-jdk-headless)
 		command -v mvn >/dev/null || missing+=(maven)
 	fi
-	if wants redis && ! command -v redis-server >/dev/null; then
-		missing+=(redis-server)
-	fi
 	command -v setsid >/dev/null || die "setsid (util-linux) is missing"
+	if wants redis && ! command -v redis-server >/dev/null; then
+		if ((${#missing[@]})); then
+			missing+=(redis-server)
+		else
+			log "installing redis-server with apt-get in the background (log: $LOGS/apt.log)"
+			apt_install redis-server &
+			APT_PID=$!
+		fi
+	fi
 	if ((${#missing[@]})); then
-		log "installing ${missing[*]} with apt-get"
+		log "installing ${missing[*]} with apt-get (log: $LOGS/apt.log)"
 		apt_install "${missing[@]}"
-		command -v redis-server >/dev/null || ! wants redis || die "installed redis-server but it is not on PATH"
 	fi
 	if [[ -n $jvm ]]; then
 		[[ -n $JAVA ]] || find_java || die "installed openjdk-17-jdk-headless but found no Java 17 JDK under /usr/lib/jvm"
 		command -v mvn >/dev/null || die "installed maven but mvn is not on PATH"
 		log "java $JAVA (Java $(java_major "$JAVA"))"
 	fi
+}
+
+finish_redis_install() {
+	if [[ -n $APT_PID ]]; then
+		local pid=$APT_PID
+		APT_PID=
+		wait "$pid" || die "installing redis-server failed (log: $LOGS/apt.log)"
+	fi
+	wants redis || return 0
+	command -v redis-server >/dev/null || die "redis-server is not on PATH after installing it"
+	command -v redis-cli >/dev/null || die "redis-cli (package redis-tools) is not on PATH"
 }
 
 # --- jars --------------------------------------------------------------------
@@ -203,11 +234,20 @@ fetch_jars() {
 	tmp=$(mktemp -d "$CACHE/jars/.$name-$version.XXXXXX")
 	local start mvnlog=$LOGS/maven-$name.log
 	start=$(now)
-	# JAVA_HOME pins Maven's own JVM too, so a newer default JDK cannot break it.
-	if ! JAVA_HOME=$(dirname "$(dirname "$JAVA")") mvn -B -q -Dstyle.color=never \
-		${MAVEN_REPO:+"-Dmaven.repo.local=$MAVEN_REPO"} -f "$pom" \
-		"$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime \
-		-DoutputDirectory="$tmp" >"$mvnlog" 2>&1; then
+	# JAVA_HOME pins Maven's own JVM too, so a newer default JDK cannot break
+	# it. A second try rides out a dropped connection.
+	local try ok=
+	for try in 1 2; do
+		if JAVA_HOME=$(dirname "$(dirname "$JAVA")") mvn -B -q -Dstyle.color=never \
+			${MAVEN_REPO:+"-Dmaven.repo.local=$MAVEN_REPO"} -f "$pom" \
+			"$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime \
+			-DoutputDirectory="$tmp" >"$mvnlog" 2>&1; then
+			ok=1
+			break
+		fi
+		((try == 1)) && log "maven failed for $name $version; trying once more" >&2
+	done
+	if [[ -z $ok ]]; then
 		rm -rf "$tmp"
 		tail_log "$mvnlog"
 		die "could not resolve the $name $version jars from Maven Central (log: $mvnlog)"
@@ -249,9 +289,10 @@ compile_kafka_ready() {
 start_time() {
 	local stat
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	set -- $stat
-	printf '%s\n' "${20}"
+	# Fields after "pid (comm) ": state is the first, starttime the 20th.
+	local fields
+	read -ra fields <<<"${stat##*) }"
+	printf '%s\n' "${fields[19]}"
 }
 
 # Prints the group id of a service's server while the recorded process still
@@ -274,6 +315,7 @@ spawn() {
 	rm -f "$pidf"
 	# The inner shell records its own pid, which exec hands to the server:
 	# that pid leads the new session whether or not setsid had to fork.
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidf" "$@" \
 		>"$LOGS/$name.log" 2>&1 </dev/null &
 	local i
@@ -388,7 +430,7 @@ KAFKA_STARTED_SEEN=
 ready() {
 	local name=$1
 	running "$name" >/dev/null || {
-		tail_log "$LOGS/$name.log"
+		service_log_tail "$name"
 		return 2
 	}
 	case $name in
@@ -434,7 +476,12 @@ write_env() {
 cleanup_failed_up() {
 	local rc=$?
 	((rc == 0)) && return 0
-	((${#STARTED[@]})) && stop_groups "${STARTED[@]}" >&2
+	[[ -z $APT_PID ]] || wait "$APT_PID" 2>/dev/null || true
+	local name
+	if ((${#STARTED[@]})); then
+		stop_groups "${STARTED[@]}" >&2
+		for name in "${STARTED[@]}"; do rm -rf "${STATE:?}/$name"; done
+	fi
 	rm -f "$ENV_FILE"
 	exit "$rc"
 }
@@ -447,29 +494,28 @@ cmd_up() {
 	trap cleanup_failed_up EXIT
 	ensure_tools
 
-	local -A began=()
-	if wants redis; then
-		if running redis >/dev/null; then log "redis already running"; else
-			start_redis
-			began[redis]=$(now)
-		fi
-	fi
+	# Everything is fetched first (Maven runs while apt installs Redis), then
+	# the servers start together and boot in parallel.
 	if wants kafka; then
 		KAFKA_JARS=$(fetch_jars kafka)
-		if running kafka >/dev/null; then log "kafka already running"; else
-			start_kafka
-			began[kafka]=$(now)
-		fi
 		compile_kafka_ready
 	fi
 	if wants neo4j; then
-		# Fetched while Kafka boots.
 		NEO4J_JARS=$(fetch_jars neo4j)
-		if running neo4j >/dev/null; then log "neo4j already running"; else
-			start_neo4j
-			began[neo4j]=$(now)
-		fi
 	fi
+	finish_redis_install
+
+	local -A began=()
+	# Slowest first: Neo4j boots while Kafka's log dir is formatted.
+	for name in neo4j kafka redis; do
+		wants "$name" || continue
+		if running "$name" >/dev/null; then
+			log "$name already running"
+		else
+			"start_$name"
+			began[$name]=$(now)
+		fi
+	done
 
 	# Wait for all of them at once.
 	local pending=() deadline rc
@@ -489,7 +535,7 @@ cmd_up() {
 		pending=("${still[@]+"${still[@]}"}")
 		((${#pending[@]})) || break
 		if (($(date +%s) >= deadline)); then
-			for name in "${pending[@]}"; do tail_log "$LOGS/$name.log"; done
+			for name in "${pending[@]}"; do service_log_tail "$name"; done
 			die "not ready after ${TIMEOUT}s: ${pending[*]} (raise RAGSTREAM_TEST_SERVICES_TIMEOUT if the machine is slow)"
 		fi
 		sleep 0.2

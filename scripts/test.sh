@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # finish and stop_run are called from traps
 # Runs every test against real services: starts Kafka, Neo4j and Redis
 # (scripts/services.sh up), runs `go test -race` on the packages given
 # (default ./...), fuzzes the event decoder for a bounded time when its fuzz
@@ -49,6 +50,7 @@ trap 'exit 129' HUP
 # binaries).
 run() {
 	: >"$RUN_PGID_FILE"
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	setsid -w bash -c 'echo $$ >"$0" && exec "$@"' "$RUN_PGID_FILE" "$@" &
 	CHILD=$!
 	local rc=0
