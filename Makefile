@@ -12,13 +12,16 @@ STATICCHECK_VERSION := v0.8.2
 BENCH     ?= .
 BENCHTIME ?= 1s
 
-.PHONY: help build test bench up down lint fuzz clean
+.PHONY: help demo build test bench up down lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/ragstream with version facts stamped in
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ragstream
+
+demo: ## run the main job on the embedded default and show what landed (~1 min)
+	scripts/demo.sh
 
 test: ## start Kafka, Neo4j and Redis, run every test (race detector on), bounded fuzzing, stop them
 	scripts/test.sh

@@ -103,7 +103,6 @@ func produce(ctx context.Context, o produceOptions, progress io.Writer) (int64, 
 		kgo.SeedBrokers(o.brokers...),
 		kgo.DefaultProduceTopic(o.topic),
 		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchMaxBytes(4<<20),
 		kgo.MaxBufferedRecords(20000),
 	)
 	if err != nil {
