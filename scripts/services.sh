@@ -232,6 +232,7 @@ fetch_jars() {
 	fi
 	mkdir -p "$CACHE/jars"
 	tmp=$(mktemp -d "$CACHE/jars/.$name-$version.XXXXXX")
+	chmod 755 "$tmp"
 	local start mvnlog=$LOGS/maven-$name.log
 	start=$(now)
 	# JAVA_HOME pins Maven's own JVM too, so a newer default JDK cannot break
@@ -272,6 +273,7 @@ compile_kafka_ready() {
 	if [[ ! -f $dir/KafkaReady.class ]]; then
 		mkdir -p "$CACHE/classes"
 		tmp=$(mktemp -d "$CACHE/classes/.kafka-ready.XXXXXX")
+		chmod 755 "$tmp"
 		if ! "$(dirname "$JAVA")/javac" -nowarn -d "$tmp" -cp "$KAFKA_JARS/*" "$src" >"$LOGS/javac-kafka-ready.log" 2>&1; then
 			rm -rf "$tmp"
 			tail_log "$LOGS/javac-kafka-ready.log"
