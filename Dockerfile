@@ -23,4 +23,6 @@ USER 65532:65532
 HEALTHCHECK --interval=10s --timeout=4s --start-period=20s --retries=3 \
   CMD ["/usr/local/bin/ragstream", "probe", "http://127.0.0.1:8080/health/live"]
 ENTRYPOINT ["/usr/local/bin/ragstream"]
-CMD ["run", "--config", "/etc/ragstream/config.yaml"]
+# Configuration comes from RAGSTREAM_* variables; mount a file and add
+# "--config", "/etc/ragstream/config.yaml" to use one.
+CMD ["run"]
