@@ -10,31 +10,19 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// vectorSpace stores one named (or the unnamed "") vector of every point,
-// contiguously in chunks of chunkSlots points, so that growing never
-// copies what is stored: slot i occupies chunks[i/chunkSlots] at
-// (i%chunkSlots)*size.
+// vectorSpace stores one named (or the unnamed "") vector of every point.
+// Each vector is the slice decoded from the request that wrote it (already
+// preprocessed, and owned by the server), so storing a point copies
+// nothing; nil marks a point without this vector.
 type vectorSpace struct {
 	size   int
 	metric metric
-	chunks [][]float32
-	has    []bool
+	vecs   [][]float32
 }
 
-const chunkSlots = 1024
+func (vs *vectorSpace) get(slot int32) []float32 { return vs.vecs[slot] }
 
-func (vs *vectorSpace) get(slot int32) []float32 {
-	i := (int(slot) % chunkSlots) * vs.size
-	return vs.chunks[int(slot)/chunkSlots][i : i+vs.size : i+vs.size]
-}
-
-// grow makes room for slot.
-func (vs *vectorSpace) grow(slot int32) {
-	for int(slot)/chunkSlots >= len(vs.chunks) {
-		vs.chunks = append(vs.chunks, make([]float32, chunkSlots*vs.size))
-	}
-	vs.has = append(vs.has, false)
-}
+func (vs *vectorSpace) has(slot int32) bool { return vs.vecs[slot] != nil }
 
 // slot is a stored point; its vectors live in the vector spaces.
 type slot struct {
@@ -217,7 +205,7 @@ func (c *collection) close() {
 type preparedPoint struct {
 	key     pointKey
 	payload payload
-	vectors map[string][]float32
+	vectors []namedVector
 }
 
 // upsert applies points in order (a duplicate id: the last wins). With
@@ -241,12 +229,11 @@ func (c *collection) upsert(points []preparedPoint, cond predicate, mode qdrant.
 		}
 		c.slots[s].payload = p.payload
 		c.slots[s].version = version
-		for name, vs := range c.spaces {
-			v, ok := p.vectors[name]
-			vs.has[s] = ok
-			if ok {
-				copy(vs.get(s), v)
-			}
+		for _, vs := range c.spaces {
+			vs.vecs[s] = nil // a vector the new point lacks is gone
+		}
+		for _, nv := range p.vectors {
+			c.spaces[nv.name].vecs[s] = nv.v
 		}
 	}
 }
@@ -260,7 +247,7 @@ func (c *collection) alloc(k pointKey) int32 {
 		s = int32(len(c.slots))
 		c.slots = append(c.slots, slot{})
 		for _, vs := range c.spaces {
-			vs.grow(s)
+			vs.vecs = append(vs.vecs, nil)
 		}
 	}
 	c.slots[s] = slot{id: k, live: true}
@@ -278,7 +265,7 @@ func (c *collection) remove(k pointKey) {
 	delete(c.index, k)
 	c.slots[s] = slot{}
 	for _, vs := range c.spaces {
-		vs.has[s] = false
+		vs.vecs[s] = nil
 	}
 	c.free = append(c.free, s)
 	c.live--

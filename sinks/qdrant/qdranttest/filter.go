@@ -22,7 +22,7 @@ func (p *pointView) hasVec(name string) bool {
 		return false
 	}
 	vs, ok := p.c.spaces[name]
-	return ok && vs.has[p.slot]
+	return ok && vs.has(p.slot)
 }
 
 // predicate is a compiled filter or condition.

@@ -45,7 +45,7 @@ func (ps *pointsService) Upsert(_ context.Context, req *qdrant.UpsertPoints) (*q
 	start := time.Now()
 	type raw struct {
 		key     pointKey
-		vectors map[string][]float32
+		vectors []namedVector
 		payload payload
 	}
 	raws := make([]raw, len(req.GetPoints()))
@@ -77,11 +77,10 @@ func (ps *pointsService) Upsert(_ context.Context, req *qdrant.UpsertPoints) (*q
 	points := make([]preparedPoint, len(raws))
 	keys := make([]pointKey, len(raws))
 	for i, r := range raws {
-		vecs, err := c.checkVectors(r.vectors)
-		if err != nil {
+		if err := c.checkVectors(r.vectors); err != nil {
 			return nil, err
 		}
-		points[i] = preparedPoint{key: r.key, payload: r.payload, vectors: vecs}
+		points[i] = preparedPoint{key: r.key, payload: r.payload, vectors: r.vectors}
 		keys[i] = r.key
 	}
 	var cond predicate
@@ -102,24 +101,29 @@ func (ps *pointsService) Upsert(_ context.Context, req *qdrant.UpsertPoints) (*q
 	return updateResult(start, id, wait), nil
 }
 
-// wireVectors reads a point's vectors as Qdrant's conversion does; the
-// unnamed vector is stored under "".
-func wireVectors(v *qdrant.Vectors) (map[string][]float32, error) {
+// namedVector is one vector of a point; the unnamed vector is named "".
+type namedVector struct {
+	name string
+	v    []float32
+}
+
+// wireVectors reads a point's vectors as Qdrant's conversion does.
+func wireVectors(v *qdrant.Vectors) ([]namedVector, error) {
 	switch o := v.GetVectorsOptions().(type) {
 	case *qdrant.Vectors_Vector:
 		d, err := denseOf(o.Vector)
 		if err != nil {
 			return nil, err
 		}
-		return map[string][]float32{"": d}, nil
+		return []namedVector{{v: d}}, nil
 	case *qdrant.Vectors_Vectors:
-		out := make(map[string][]float32, len(o.Vectors.GetVectors()))
+		out := make([]namedVector, 0, len(o.Vectors.GetVectors()))
 		for name, vec := range o.Vectors.GetVectors() {
 			d, err := denseOf(vec)
 			if err != nil {
 				return nil, err
 			}
-			out[name] = d
+			out = append(out, namedVector{name: name, v: d})
 		}
 		return out, nil
 	}
@@ -140,20 +144,20 @@ func denseOf(v *qdrant.Vector) ([]float32, error) {
 }
 
 // checkVectors checks names and sizes against the collection and
-// preprocesses (normalises, for Cosine) each vector.
-func (c *collection) checkVectors(in map[string][]float32) (map[string][]float32, error) {
-	out := make(map[string][]float32, len(in))
-	for name, v := range in {
-		vs, ok := c.spaces[name]
+// preprocesses (normalises, for Cosine) each vector, in place: the decoded
+// request is the server's, and its vectors become the stored ones.
+func (c *collection) checkVectors(vecs []namedVector) error {
+	for i := range vecs {
+		vs, ok := c.spaces[vecs[i].name]
 		if !ok {
-			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
+			return status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", vecs[i].name)
 		}
-		if len(v) != vs.size {
-			return nil, errDim(vs.size, len(v))
+		if len(vecs[i].v) != vs.size {
+			return errDim(vs.size, len(vecs[i].v))
 		}
-		out[name] = vs.metric.preprocessInPlace(v) // the decoded request is ours
+		vecs[i].v = vs.metric.preprocessInPlace(vecs[i].v)
 	}
-	return out, nil
+	return nil
 }
 
 func errDim(want, got int) error {
@@ -442,14 +446,14 @@ func (c *collection) vectorsOut(s int32, sel vectorSelector) *qdrant.VectorsOutp
 	}
 	if !c.named {
 		vs := c.spaces[""]
-		if !sel[""] || !vs.has[s] {
+		if !sel[""] || !vs.has(s) {
 			return nil
 		}
 		return &qdrant.VectorsOutput{VectorsOptions: &qdrant.VectorsOutput_Vector{Vector: denseOut(vs.get(s))}}
 	}
 	named := &qdrant.NamedVectorsOutput{Vectors: map[string]*qdrant.VectorOutput{}}
 	for name := range sel {
-		if vs := c.spaces[name]; vs.has[s] {
+		if vs := c.spaces[name]; vs.has(s) {
 			named.Vectors[name] = denseOut(vs.get(s))
 		}
 	}

@@ -100,7 +100,7 @@ func (c *collection) queryVector(in *qdrant.VectorInput, using string, vs *vecto
 			return nil, err
 		}
 		s, ok := c.index[k]
-		if !ok || !vs.has[s] {
+		if !ok || !vs.has(s) {
 			return nil, status.Errorf(codes.NotFound, "Not found: No point with id %s found", k)
 		}
 		return vs.get(s), nil
@@ -183,7 +183,7 @@ func (c *collection) search(vs *vectorSpace, q []float32, pred predicate, thresh
 			m := vs.metric
 			for i := lo; i < hi; i++ {
 				sl := &c.slots[i]
-				if !sl.live || !vs.has[i] {
+				if !sl.live || !vs.has(int32(i)) {
 					continue
 				}
 				if pred != nil {
