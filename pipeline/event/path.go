@@ -51,7 +51,6 @@ var (
 	pathRelations = &path{name: "relations", index: -1}
 	pathVersion   = &path{name: "version", index: -1}
 	pathTS        = &path{name: "ts", index: -1}
-	pathKey       = &path{name: "key", index: -1}
 )
 
 // String renders the path as entities[2].props.year, quoting names that are

@@ -228,7 +228,8 @@ func TestWriteUpsertsPayloadAndVector(t *testing.T) {
 	vo := p.GetVectors().GetVector()
 	got := vo.GetDense().GetData()
 	if got == nil {
-		got = vo.GetData() //nolint:staticcheck // older servers fill only the deprecated field
+		//lint:ignore SA1019 older servers fill only the deprecated field
+		got = vo.GetData()
 	}
 	if len(got) != dims {
 		t.Fatalf("vector read back %v", vo)
