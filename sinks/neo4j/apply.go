@@ -93,24 +93,39 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	if err != nil {
 		return err
 	}
-	steps := []struct {
+	params := map[string]any{"now": now}
+	for _, st := range []struct {
 		name, cypher string
 		rows         []any
 	}{
 		{"delete chunks", cypherDeleteChunks, p.deletes},
 		{"withdraw mentions", cypherUnmention, p.unmentions},
 		{"recompute entities", cypherEntityReplace, entReplace},
-		{"recompute relationships", cypherRelationReplace, relReplace},
+	} {
+		if err := tx.exec(ctx, st.name, st.cypher, st.rows, params); err != nil {
+			return err
+		}
+	}
+	if err := tx.execTyped(ctx, "recompute relationships", cypherRelationReplace, relReplace); err != nil {
+		return err
+	}
+	for _, st := range []struct {
+		name, cypher string
+		rows         []any
+	}{
 		{"merge entities", cypherEntityMerge, entityMergeRows(p.entIn)},
 		{"upsert chunks", cypherUpsertChunks, p.upserts},
 		{"remove deletion markers", cypherUnmark, p.unmarks},
-		{"merge relationships", cypherRelationMerge, relationMergeRows(p.relIn)},
-		{"delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut)},
-	}
-	for _, st := range steps {
-		if err := tx.exec(ctx, st.name, st.cypher, st.rows, map[string]any{"now": now}); err != nil {
+	} {
+		if err := tx.exec(ctx, st.name, st.cypher, st.rows, params); err != nil {
 			return err
 		}
+	}
+	if err := tx.execTyped(ctx, "merge relationships", cypherRelationMerge, relationMergeRows(p.relIn)); err != nil {
+		return err
+	}
+	if err := tx.exec(ctx, "delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut), nil); err != nil {
+		return err
 	}
 	tx.setStep("follow")
 	if err := follow(ctx, writes); err != nil {
@@ -235,11 +250,17 @@ func withdrawRelations(ctx context.Context, tx *runner, p *plan) ([]any, error) 
 	}
 	type survivor struct{ sources, keys []string }
 	need := map[int64]survivor{}
-	if err := tx.query(ctx, "withdraw relationship assertions", cypherRelationWithdrawn, rows, func(rec *neo4j.Record) error {
-		need[rec.Values[0].(int64)] = survivor{stringList(rec.Values[1]), stringList(rec.Values[2])}
-		return nil
-	}); err != nil {
-		return nil, err
+	for _, g := range byType(rows) {
+		q, err := relType(cypherRelationWithdrawn, g.typ)
+		if err != nil {
+			return nil, err
+		}
+		if err := tx.query(ctx, "withdraw relationship assertions", q, g.rows, func(rec *neo4j.Record) error {
+			need[rec.Values[0].(int64)] = survivor{stringList(rec.Values[1]), stringList(rec.Values[2])}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if len(need) == 0 {
 		return nil, nil
@@ -341,6 +362,45 @@ func (r *runner) exec(ctx context.Context, step, cypher string, rows []any, extr
 	}
 	_, err = res.Consume(ctx)
 	return err
+}
+
+// execTyped runs a relationship template once per relationship type, over
+// the rows of that type.
+func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) error {
+	for _, g := range byType(rows) {
+		q, err := relType(tmpl, g.typ)
+		if err != nil {
+			return err
+		}
+		if err := r.exec(ctx, step, q, g.rows, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// typeGroup is the rows of one relationship type.
+type typeGroup struct {
+	typ  string
+	rows []any
+}
+
+// byType groups rows by their "type", keeping the order of first appearance
+// and the rows' order within each type.
+func byType(rows []any) []typeGroup {
+	var groups []typeGroup
+	idx := map[string]int{}
+	for _, row := range rows {
+		t := row.(map[string]any)["type"].(string)
+		i, ok := idx[t]
+		if !ok {
+			i = len(groups)
+			idx[t] = i
+			groups = append(groups, typeGroup{typ: t})
+		}
+		groups[i].rows = append(groups[i].rows, row)
+	}
+	return groups
 }
 
 // query runs a statement over rows and hands each result record to fn.

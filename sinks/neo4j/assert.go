@@ -355,16 +355,16 @@ func decodeGraph(s string) (*chunkGraph, error) {
 	d.UseNumber()
 	var g chunkGraph
 	if err := d.Decode(&g); err != nil {
-		return nil, fmt.Errorf("decode chunk assertions: %w", err)
+		return nil, &internalError{fmt.Errorf("decode chunk assertions: %w", err)}
 	}
 	for i := range g.Entities {
 		if err := kinds(g.Entities[i].Props); err != nil {
-			return nil, fmt.Errorf("decode chunk assertions: entities[%d].props.%w", i, err)
+			return nil, &internalError{fmt.Errorf("decode chunk assertions: entities[%d].props.%w", i, err)}
 		}
 	}
 	for i := range g.Relations {
 		if err := kinds(g.Relations[i].Props); err != nil {
-			return nil, fmt.Errorf("decode chunk assertions: relations[%d].props.%w", i, err)
+			return nil, &internalError{fmt.Errorf("decode chunk assertions: relations[%d].props.%w", i, err)}
 		}
 	}
 	return &g, nil

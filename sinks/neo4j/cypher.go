@@ -1,11 +1,19 @@
 package neo4j
 
-// Every statement the sink runs. Values, labels and relationship types all
-// reach Neo4j as parameters: labels and types through Neo4j 5.26's dynamic
-// labels ($(expr)), after checkRecord matched them against the contract's
-// allow-list. Each write statement UNWINDs a list of rows ($rows) grouped by
-// kind, so a batch costs a handful of round trips whatever its size.
-// docs/neo4j-model.md explains each one.
+import (
+	"fmt"
+	"strings"
+)
+
+// Every statement the sink runs. Values always reach Neo4j as parameters.
+// Entity labels do too, through Neo4j 5.26's dynamic labels (SET n:$(expr)).
+// Relationship types do not: on a small or young database the planner turns a
+// pattern with a dynamic (or no) type into a scan of every relationship, so
+// the statements that match or merge typed relationships are templates whose
+// <TYPE> relType fills with one allow-listed type, and their rows are grouped
+// by type. Each write statement UNWINDs a list of rows ($rows), so a batch
+// costs a handful of round trips whatever its size. docs/neo4j-model.md
+// explains each one.
 
 // setupStatements create the uniqueness constraints that back every MERGE on
 // a key, and the index the tombstone sweep scans.
@@ -50,10 +58,11 @@ RETURN r.i AS i, c.assertions AS assertions`
 // cypherRelationWithdrawn removes the withdrawing chunks from each
 // relationship's sources, deletes a relationship no chunk asserts any more,
 // and returns the survivors whose properties a withdrawn assertion decided,
-// with their remaining sources. Rows: {i, tenant, from, type, to, srcs, ranks}.
+// with their remaining sources. Template (one type); rows: {i, tenant, from,
+// to, srcs, ranks}.
 const cypherRelationWithdrawn = `
 UNWIND $rows AS r
-MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:$(r.type)]->(:Entity {tenant: r.tenant, id: r.to})
+MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:<TYPE>]->(:Entity {tenant: r.tenant, id: r.to})
 SET x.sources = [s IN x.sources WHERE NOT s IN r.srcs]
 WITH r, x, x.sources AS sources, coalesce(x._pk, []) AS keys,
      any(p IN coalesce(x._pr, []) WHERE p IN r.ranks) AS decided
@@ -105,10 +114,11 @@ REMOVE e:$(old)
 SET e:$(r.type), e.type = r.type`
 
 // cypherRelationReplace sets a relationship's properties to the merge of its
-// remaining assertions. Rows: {tenant, from, type, to, keys, vals, ranks, drop}.
+// remaining assertions. Template (one type); rows: {tenant, from, to, keys,
+// vals, ranks, drop}.
 const cypherRelationReplace = `
 UNWIND $rows AS r
-MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:$(r.type)]->(:Entity {tenant: r.tenant, id: r.to})
+MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:<TYPE>]->(:Entity {tenant: r.tenant, id: r.to})
 FOREACH (k IN r.drop | REMOVE x[k])
 FOREACH (i IN range(0, size(r.keys) - 1) | SET x[r.keys[i]] = r.vals[i])
 SET x._pk = r.keys, x._pr = r.ranks`
@@ -163,12 +173,13 @@ DELETE t`
 
 // cypherRelationMerge merges the batch's incoming assertions into each
 // relationship, creating it when new, and adds the asserting chunks to its
-// sources. Rows: {tenant, from, type, to, srcs, keys, vals, ranks}.
+// sources. Template (one type); rows: {tenant, from, to, srcs, keys, vals,
+// ranks}.
 const cypherRelationMerge = `
 UNWIND $rows AS r
 MATCH (a:Entity {tenant: r.tenant, id: r.from})
 MATCH (b:Entity {tenant: r.tenant, id: r.to})
-MERGE (a)-[n:$(r.type)]->(b)
+MERGE (a)-[n:<TYPE>]->(b)
 SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` + mergeKeys
 
 // cypherDropOrphans deletes entities that lost assertions in this batch and
@@ -178,6 +189,16 @@ UNWIND $rows AS r
 MATCH (e:Entity {tenant: r.tenant, id: r.id})
 WHERE NOT EXISTS { (e)<-[:MENTIONS]-(:Chunk) }
 DETACH DELETE e`
+
+// relType fills a relationship template's <TYPE> with typ, quoted, after
+// checking it against the allow-list once more: this is the one place where
+// a string from an event becomes part of a statement.
+func relType(tmpl, typ string) (string, error) {
+	if !labelPattern.MatchString(typ) || reservedRelationTypes[typ] {
+		return "", &internalError{fmt.Errorf("relationship type %q is not allowed", typ)}
+	}
+	return strings.ReplaceAll(tmpl, "<TYPE>", "`"+typ+"`"), nil
+}
 
 // cypherSweep deletes up to $limit deletion markers older than $cutoff and
 // returns how many it deleted.

@@ -41,6 +41,10 @@ func classOf(err error) func(error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return pipeline.Transient
 	}
+	var ie *internalError
+	if errors.As(err, &ie) {
+		return pipeline.SinkDown
+	}
 	var limit *neo4j.TransactionExecutionLimit
 	if errors.As(err, &limit) {
 		// The driver gave up retrying: judge by the last attempt's error,
@@ -113,3 +117,11 @@ func classOfCode(code string) func(error) error {
 type followError struct{ err error }
 
 func (e *followError) Error() string { return e.err.Error() }
+
+// internalError is the sink's own fault: a statement it could not build, or
+// bookkeeping it stored and cannot read back. No retry and no record fixes
+// it, so the sink is down.
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
