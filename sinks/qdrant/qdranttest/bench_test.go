@@ -110,8 +110,12 @@ func BenchmarkUpsertParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		r := rand.New(rand.NewPCG(uint64(next.Add(1)), 7))
+		pts := benchPoints(r, 0, batch) // reused with fresh ids, as in BenchmarkUpsert
 		for pb.Next() {
-			pts := benchPoints(r, int(next.Add(batch)), batch)
+			from := next.Add(batch)
+			for j, p := range pts {
+				p.Id = qdrant.NewIDNum(uint64(from) + uint64(j))
+			}
 			if _, err := c.Upsert(context.Background(), &qdrant.UpsertPoints{CollectionName: "bench", Wait: qdrant.PtrOf(true), Points: pts}); err != nil {
 				b.Error(err)
 				return
