@@ -98,9 +98,12 @@ func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *
 	}
 	w.adm = kadm.NewClient(w.kadmCl)
 
-	w.ready.AddCheck("kafka", func(ctx context.Context) error { return w.kadmCl.Ping(ctx) }, cfg.Admin.KafkaCheckTimeout.Duration())
-	w.ready.AddCheck("qdrant", w.qdrant.Ping, cfg.Qdrant.Timeout.Duration())
-	w.ready.AddCheck("neo4j", w.neo4j.Ping, cfg.Neo4j.Timeout.Duration())
+	// A check may take at most one interval, so a frozen store turns the
+	// probe to 503 within two intervals, however long its write timeout.
+	every := cfg.Admin.ReadinessInterval.Duration()
+	w.ready.AddCheck("kafka", func(ctx context.Context) error { return w.kadmCl.Ping(ctx) }, min(cfg.Admin.KafkaCheckTimeout.Duration(), every))
+	w.ready.AddCheck("qdrant", w.qdrant.Ping, min(cfg.Qdrant.Timeout.Duration(), every))
+	w.ready.AddCheck("neo4j", w.neo4j.Ping, min(cfg.Neo4j.Timeout.Duration(), every))
 	w.ready.SetCondition("kafka_group", false, "not joined yet")
 
 	if err := setupStore(ctx, log, "qdrant", w.qdrant.Setup); err != nil {

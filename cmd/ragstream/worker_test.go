@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	neo4jdrv "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ragstream/ragstream/config"
+	"github.com/ragstream/ragstream/internal/logging"
+	"github.com/ragstream/ragstream/internal/metrics/metricstest"
+	"github.com/ragstream/ragstream/internal/sample"
+	"github.com/ragstream/ragstream/internal/testenv"
+	"github.com/ragstream/ragstream/pipeline"
+	"github.com/ragstream/ragstream/pipeline/event"
+	"github.com/ragstream/ragstream/sinks/neo4j/neo4jtest"
+	"github.com/ragstream/ragstream/sinks/qdrant/qdranttest"
+)
+
+// syncBuffer collects the worker's log lines from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func unique(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// testWorker is a worker on in-process Kafka and the Qdrant stand-in, with
+// the Neo4j at neo4jURI.
+type testWorker struct {
+	*worker
+	kafka *kfake.Cluster
+	base  string // http://host:port of the admin port
+	logs  *syncBuffer
+}
+
+func startTestWorker(t *testing.T, neo4jURI string, mutate func(*config.Config)) *testWorker {
+	t.Helper()
+	topic := unique("events_")
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	qs := qdranttest.Start(t)
+
+	cfg := config.Default()
+	cfg.Kafka.Brokers = kc.ListenAddrs()
+	cfg.Kafka.Topics = []string{topic}
+	cfg.Kafka.Group = unique("group_")
+	cfg.Qdrant.Addr = qs.Addr()
+	cfg.Qdrant.Collection = unique("chunks_")
+	cfg.Neo4j.URI = neo4jURI
+	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.Admin.ReadinessInterval = config.Duration(500 * time.Millisecond)
+	cfg.Pipeline.Batch.Linger = config.Duration(20 * time.Millisecond)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log, err := logging.New(logs, "info", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := newWorker(ctx, &cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("newWorker: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("worker did not stop within 60 s of cancellation")
+		}
+	})
+	tw := &testWorker{worker: w, kafka: kc, logs: logs}
+	waitFor(t, 30*time.Second, "the admin port to listen", func() bool {
+		if a := w.server.Addr(); a != "" && !strings.HasSuffix(a, ":0") {
+			tw.base = "http://" + a
+			return true
+		}
+		return false
+	})
+	return tw
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type readyBody struct {
+	Status string `json:"status"`
+	Checks map[string]struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	} `json:"checks"`
+}
+
+func (tw *testWorker) ready(t *testing.T) (int, readyBody) {
+	t.Helper()
+	resp, err := http.Get(tw.base + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body readyBody
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("readiness body %q: %v", b, err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestReadinessFollowsNeo4j stops and then freezes a private Neo4j under a
+// running worker: readiness turns 503 naming neo4j within two check
+// intervals (plus slack for a noisy machine), and 200 once it is back.
+func TestReadinessFollowsNeo4j(t *testing.T) {
+	srv := neo4jtest.StartPrivate(t, neo4jtest.Options{})
+	interval := time.Second
+	tw := startTestWorker(t, srv.URI(), func(c *config.Config) {
+		c.Admin.ReadinessInterval = config.Duration(interval)
+	})
+	waitFor(t, 60*time.Second, "readiness 200", func() bool { code, _ := tw.ready(t); return code == http.StatusOK })
+
+	// Two intervals, plus the slack a 2-core machine shared with Neo4j and
+	// Kafka needs to schedule the check.
+	flip := 2*interval + 3*time.Second
+	expectDown := func(how string) {
+		t.Helper()
+		start := time.Now()
+		waitFor(t, flip, "readiness 503 after Neo4j "+how, func() bool { code, _ := tw.ready(t); return code == http.StatusServiceUnavailable })
+		code, body := tw.ready(t)
+		if c, ok := body.Checks["neo4j"]; code != http.StatusServiceUnavailable || !ok || c.OK || c.Error == "" {
+			t.Fatalf("after Neo4j %s: %d %+v, want 503 naming neo4j with its error", how, code, body)
+		}
+		for _, other := range []string{"kafka", "qdrant"} {
+			if !body.Checks[other].OK {
+				t.Errorf("after Neo4j %s, %s is reported down too: %+v", how, other, body.Checks[other])
+			}
+		}
+		t.Logf("readiness went 503 %s after Neo4j %s", time.Since(start).Round(10*time.Millisecond), how)
+	}
+
+	srv.Stop()
+	expectDown("stopped")
+	srv.Start()
+	waitFor(t, 90*time.Second, "readiness 200 after Neo4j restarted", func() bool { code, _ := tw.ready(t); return code == http.StatusOK })
+
+	srv.Freeze()
+	expectDown("frozen")
+	srv.Thaw()
+	waitFor(t, 60*time.Second, "readiness 200 after Neo4j thawed", func() bool { code, _ := tw.ready(t); return code == http.StatusOK })
+}
+
+// TestMetricsCountWhatWasConsumed streams sample events with stale
+// re-sends through a worker and reads /metrics with the Prometheus text
+// parser: consumed, applied and skipped_stale equal what the stream holds.
+// It also checks that every log line the worker wrote is JSON with the
+// fields operators filter on.
+func TestMetricsCountWhatWasConsumed(t *testing.T) {
+	tw := startTestWorker(t, testenv.Neo4jURI(t), nil)
+	topic := tw.cfg.Kafka.Topics[0]
+	opt := sample.DefaultOptions()
+	opt.Tenants = []string{unique("m"), unique("m")}
+	// Unkeyed records land in any partition, so how many of them lose to a
+	// later keyed event depends on how partitions interleave: leave them out
+	// so every outcome is determined.
+	opt.Unkeyed = 0
+	recs := sample.Generate(2000, opt)
+	t.Cleanup(func() { deleteTenants(t, opt.Tenants) })
+
+	// Expected outcomes: the fold over the whole stream gives each record
+	// the outcome sequential application gives, whatever the batching.
+	dec := event.NewDecoder(event.DefaultLimits(384))
+	var valid []*pipeline.Record
+	for _, r := range recs {
+		ev, err := dec.Decode(r.Key, r.Value)
+		if err != nil {
+			t.Fatalf("sample record does not decode: %v", err)
+		}
+		valid = append(valid, &pipeline.Record{Event: ev})
+	}
+	pipeline.Fold(valid, func(pipeline.Key) pipeline.Stored { return pipeline.Stored{} })
+	var applied, stale int
+	for _, r := range valid {
+		switch r.Outcome {
+		case pipeline.OutcomeApplied:
+			applied++
+		case pipeline.OutcomeSkippedStale:
+			stale++
+		}
+	}
+	if stale == 0 {
+		t.Fatal("the sample stream has no stale record: the test would prove nothing")
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tw.kafka.ListenAddrs()...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, r := range recs {
+		kr := &kgo.Record{Key: r.Key, Value: r.Value}
+		for _, h := range r.Headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		cl.Produce(context.Background(), kr, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	scrape := func() metricstest.Families {
+		return metricstest.ScrapeURL(t, http.DefaultClient, tw.base+"/metrics")
+	}
+	value := func(f metricstest.Families, name string, labels map[string]string) float64 {
+		v, _ := f.Value(name, labels)
+		return v
+	}
+	waitFor(t, 3*time.Minute, "every record processed", func() bool {
+		f := scrape()
+		return value(f, "ragstream_records_processed_total", map[string]string{"topic": topic, "outcome": "applied"})+
+			value(f, "ragstream_records_processed_total", map[string]string{"topic": topic, "outcome": "skipped_stale"}) >= float64(len(recs))
+	})
+	f := scrape()
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   int
+	}{
+		{"ragstream_records_consumed_total", map[string]string{"topic": topic}, len(recs)},
+		{"ragstream_records_processed_total", map[string]string{"topic": topic, "outcome": "applied"}, applied},
+		{"ragstream_records_processed_total", map[string]string{"topic": topic, "outcome": "skipped_stale"}, stale},
+		{"ragstream_records_processed_total", map[string]string{"topic": topic, "outcome": "failed"}, 0},
+	} {
+		if got := value(f, c.name, c.labels); got != float64(c.want) {
+			t.Errorf("%s%v = %v, want %d", c.name, c.labels, got, c.want)
+		}
+	}
+	t.Logf("consumed %d: applied %d, skipped_stale %d", len(recs), applied, stale)
+
+	// Every line on the worker's stdout is JSON with ts, level, service,
+	// version and msg; pipeline lines name their partition.
+	sc := bufio.NewScanner(strings.NewReader(tw.logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	lines := 0
+	for sc.Scan() {
+		lines++
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line %d is not JSON: %q", lines, sc.Text())
+		}
+		for _, k := range []string{"ts", "level", "service", "version", "msg"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("log line %d lacks %q: %s", lines, k, sc.Text())
+			}
+		}
+		if m["msg"] == "partition assigned" && (m["topic"] == nil || m["partition"] == nil) {
+			t.Errorf("pipeline line without topic/partition: %s", sc.Text())
+		}
+	}
+	if lines == 0 {
+		t.Fatal("the worker logged nothing")
+	}
+}
+
+// deleteTenants removes a test's nodes from the shared Neo4j.
+func deleteTenants(t *testing.T, tenants []string) {
+	drv := neo4jtest.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := neo4jExec(ctx, drv, "MATCH (n) WHERE n.tenant IN $tenants DETACH DELETE n", map[string]any{"tenants": tenants})
+	if err != nil {
+		t.Logf("cleaning up tenants %v: %v", tenants, err)
+	}
+}
+
+func neo4jExec(ctx context.Context, drv neo4jdrv.DriverWithContext, q string, params map[string]any) (*neo4jdrv.EagerResult, error) {
+	return neo4jdrv.ExecuteQuery(ctx, drv, q, params, neo4jdrv.EagerResultTransformer)
+}
