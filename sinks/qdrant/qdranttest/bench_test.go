@@ -21,7 +21,7 @@ import (
 
 // The figures of the issue: go-client over TCP, 384-dim Cosine.
 //
-//	go test -run '^$' -bench . -benchtime 20x ./sinks/qdrant/qdranttest/
+//	go test -run '^$' -bench . -benchtime 100x ./sinks/qdrant/qdranttest/
 
 const benchDim = 384
 
