@@ -335,7 +335,8 @@ func TestDrain(t *testing.T) {
 		o.MaxRecords = 10
 		r := start(t, cl, o, auth, sink, nil, pipeline.Hooks{})
 		waitFor(t, 10*time.Second, "three batches", func() bool { return len(auth.Offsets(topic, 0)) >= 30 })
-		<-auth.Entered() // a batch is in flight now (or about to be)
+		calls := auth.Calls()
+		waitFor(t, 10*time.Second, "a batch in flight", func() bool { return auth.Calls() > calls })
 		r.stop(t)
 		applied := len(auth.Offsets(topic, 0))
 		if applied%10 != 0 || applied < 40 {
@@ -357,8 +358,9 @@ func TestDrain(t *testing.T) {
 		waitCommitted(t, cl, group, topic, map[int32]int64{0: 10}, 10*time.Second)
 		unblock := auth.Block()
 		defer unblock()
+		calls := auth.Calls()
 		cl.produce(t, recs[10:]...)
-		<-auth.Entered()
+		waitFor(t, 10*time.Second, "a batch in flight", func() bool { return auth.Calls() > calls })
 		began := time.Now()
 		r.stop(t)
 		if d := time.Since(began); d > 2*time.Second {
@@ -426,7 +428,7 @@ func TestRevoke(t *testing.T) {
 		o.MaxRecords, o.RevokeTimeout = 10, 300*time.Millisecond
 		var revoked atomic.Int64
 		a := start(t, cl, o, auth, sink, nil, pipeline.Hooks{Revoked: func(string, int32, bool) { revoked.Add(1) }})
-		<-auth.Entered()
+		waitFor(t, 10*time.Second, "a batch in flight", func() bool { return auth.Calls() > 0 })
 		start(t, cl, o, auth, sink, nil, pipeline.Hooks{})
 		waitFor(t, 20*time.Second, "a revocation", func() bool { return revoked.Load() > 0 })
 		if got := cl.committed(t, group, topic); len(got) != 0 {
@@ -442,26 +444,38 @@ func TestRevoke(t *testing.T) {
 	})
 }
 
-// TestLost fences the member while a batch is in flight: the write is
-// cancelled, nothing is committed, and after rejoining the member writes
-// everything.
+// TestLost fences the member while a batch is in flight and another
+// finished batch waits for its commit: the write is cancelled, nothing more
+// is committed, and after rejoining the member writes everything.
 func TestLost(t *testing.T) {
 	topic, group := uniq("lost"), uniq("g")
 	cl := newKfake(t, topic, 1)
 	recs := simpleStream(topic, 1, 20, 0)
 	cl.produce(t, recs...)
 	auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-	unblock := auth.Block()
-	defer unblock()
+	unblock1 := auth.BlockAfter(1) // batch 1 passes, 2 waits
+	defer unblock1()
 	var lost atomic.Int64
+	var batches atomic.Int64
 	o := testOptions(group, topic)
-	o.MaxRecords = 5
-	start(t, cl, o, auth, sink, nil, pipeline.Hooks{Revoked: func(_ string, _ int32, l bool) {
-		if l {
-			lost.Add(1)
-		}
-	}})
-	<-auth.Entered()
+	o.MaxRecords, o.Linger = 5, pipeline.ZeroLinger
+	// The first batch is committed at once; the second waits for the next
+	// commit slot, which only comes after the loss.
+	o.CommitInterval = time.Minute
+	r := start(t, cl, o, auth, sink, nil, pipeline.Hooks{
+		Batch: func(pipeline.BatchStats) { batches.Add(1) },
+		Revoked: func(_ string, _ int32, l bool) {
+			if l {
+				lost.Add(1)
+			}
+		}})
+	waitCommitted(t, cl, group, topic, map[int32]int64{0: 5}, 10*time.Second)
+	waitFor(t, 10*time.Second, "the second batch at the store", func() bool { return auth.Calls() == 2 })
+	unblock := auth.BlockAfter(0) // from now on every call waits
+	defer unblock()
+	unblock1() // but the second batch goes through
+	waitFor(t, 10*time.Second, "the second batch written", func() bool { return batches.Load() == 2 })
+	waitFor(t, 10*time.Second, "the third batch in flight", func() bool { return auth.Calls() == 3 })
 	cl.fake.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		resp := req.(*kmsg.HeartbeatRequest).ResponseKind().(*kmsg.HeartbeatResponse)
 		resp.ErrorCode = kerr.UnknownMemberID.Code
@@ -471,12 +485,23 @@ func TestLost(t *testing.T) {
 	if auth.Cancelled() == 0 {
 		t.Error("the in-flight write was not cancelled")
 	}
-	if got := cl.committed(t, group, topic); len(got) != 0 {
-		t.Errorf("committed %v on loss, want nothing", got)
+	time.Sleep(100 * time.Millisecond)
+	if got := cl.committed(t, group, topic)[0]; got != 5 {
+		t.Errorf("committed %d after the loss, want 5: a lost partition commits nothing more", got)
 	}
 	unblock()
-	waitCommitted(t, cl, group, topic, ends(recs), 30*time.Second)
-	checkOrder(t, auth, topic, 1)
+	waitFor(t, 30*time.Second, "every record written after rejoining", func() bool {
+		seen := map[int64]bool{}
+		for _, o := range auth.Offsets(topic, 0) {
+			seen[o] = true
+		}
+		return len(seen) == len(recs)
+	})
+	r.stop(t) // the drain commits what the commit interval held back
+	if got := cl.committed(t, group, topic)[0]; got != int64(len(recs)) {
+		t.Errorf("committed %d after the drain, want %d", got, len(recs))
+	}
+	checkOrderPerAssignment(t, auth, topic, 1)
 	want, _ := pipelinetest.Expect(pipelinetest.Dims, recs)
 	sameState(t, "authority", auth.State(), want)
 }

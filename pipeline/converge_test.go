@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,8 +51,16 @@ func TestCrashRestartConverges(t *testing.T) {
 			}
 		}})
 		waitFor(t, 30*time.Second, "a third of the stream", func() bool { return applied.Load() >= 1000 })
-		auth.SetDelay(200 * time.Millisecond) // writes in flight when the deadline passes
+		// Writes hang from here on: the drain deadline passes with batches in
+		// flight, which are abandoned as a crash would leave them.
+		calls := auth.Calls()
+		unblock := auth.BlockAfter(0)
+		waitFor(t, 10*time.Second, "a write hanging", func() bool { return auth.Calls() > calls })
 		first.stop(t)
+		unblock()
+		if !strings.Contains(first.logs.String(), "abandoned uncommitted") {
+			t.Fatalf("no batch was abandoned: the stop was not a crash\n%s", first.logs.String())
+		}
 		if got := cl.committed(t, group, topic); sum(got) >= int64(len(recs)) {
 			t.Fatalf("committed %v before the restart: the crash came too late to test anything", got)
 		}

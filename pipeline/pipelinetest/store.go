@@ -47,7 +47,7 @@ type Logged struct {
 // batch need not be one critical section.
 //
 // Failure injection applies to every Apply and Write call: FailNext,
-// Block, SetDelay, RejectIf, RefuseBatchIf, CrashAfterCommit. A blocked or delayed call
+// Block, BlockAfter, SetDelay, RejectIf, RefuseBatchIf, CrashAfterCommit. A blocked or delayed call
 // gives up when its context ends, as a real store call does.
 type Store struct {
 	name string
@@ -61,7 +61,8 @@ type Store struct {
 	crashes   int
 	delay     time.Duration
 	gate      chan struct{}
-	entered   chan struct{}
+	pass      int
+	passGate  chan struct{}
 	reject    func(*pipeline.Record) error
 	refuse    func(*pipeline.Record) bool
 	cancelled int
@@ -74,8 +75,7 @@ type partKey struct {
 
 // NewStore returns an empty store; name is what Name returns (e.g. "neo4j").
 func NewStore(name string) *Store {
-	return &Store{name: name, state: map[pipeline.Key]Entry{}, offsets: map[partKey][]int64{},
-		entered: make(chan struct{}, 1)}
+	return &Store{name: name, state: map[pipeline.Key]Entry{}, offsets: map[partKey][]int64{}}
 }
 
 // Name implements pipeline.Authority and pipeline.Sink.
@@ -107,7 +107,7 @@ func (s *Store) SetDelay(d time.Duration) {
 }
 
 // Block makes calls wait until the returned function is called (or their
-// context ends). Entered reports calls that arrive while blocked.
+// context ends). Calls counts the calls that arrived, blocked or not.
 func (s *Store) Block() (unblock func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,9 +126,25 @@ func (s *Store) Block() (unblock func()) {
 	}
 }
 
-// Entered returns a channel that receives (without blocking the store) when
-// a call enters the store.
-func (s *Store) Entered() <-chan struct{} { return s.entered }
+// BlockAfter lets the next n calls through and makes the later ones wait
+// until the returned function is called (or their context ends).
+func (s *Store) BlockAfter(n int) (unblock func()) {
+	s.mu.Lock()
+	g := make(chan struct{})
+	s.pass, s.passGate = n, g
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.passGate == g {
+				s.passGate = nil
+			}
+			s.mu.Unlock()
+			close(g)
+		})
+	}
+}
 
 // RejectIf makes the store refuse, permanently and by record, every record
 // (as Authority) or written record (as Sink) for which f returns an error.
@@ -149,13 +165,16 @@ func (s *Store) RefuseBatchIf(f func(*pipeline.Record) bool) {
 
 // enter applies the injected failures to one call.
 func (s *Store) enter(ctx context.Context) error {
-	select {
-	case s.entered <- struct{}{}:
-	default:
-	}
 	s.mu.Lock()
 	s.calls++
 	gate, delay := s.gate, s.delay
+	if s.passGate != nil {
+		if s.pass > 0 {
+			s.pass--
+		} else if gate == nil {
+			gate = s.passGate
+		}
+	}
 	var fail error
 	if len(s.fails) > 0 {
 		fail, s.fails = s.fails[0], s.fails[1:]
