@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Suffix names a source topic's dead-letter topic when WriterConfig.Topic
@@ -109,6 +111,9 @@ func (w *Writer) ensure(ctx context.Context, source, topic string) error {
 	}
 	switch {
 	case err == nil:
+		if err := w.waitReady(ctx, topic); err != nil {
+			return fmt.Errorf("created, but %w", err)
+		}
 		w.log.Info().Str("topic", topic).Str("source", source).Int32("partitions", partitions).
 			Int16("replication_factor", rf).Msg("created dead-letter topic")
 	case errors.Is(err, kerr.TopicAlreadyExists):
@@ -119,6 +124,34 @@ func (w *Writer) ensure(ctx context.Context, source, topic string) error {
 		return fmt.Errorf("create with %d partitions, replication factor %d: %w", partitions, rf, err)
 	}
 	return w.learnMaxBytes(ctx, topic)
+}
+
+// waitReady waits until a broker's metadata shows every partition of a
+// topic just created with a leader: brokers learn of a new topic a moment
+// after the controller answers, and a produce before that waits out the
+// client's backoff.
+func (w *Writer) waitReady(ctx context.Context, topic string) error {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	for {
+		resp, err := req.RequestWith(ctx, w.cl)
+		if err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 && len(resp.Topics[0].Partitions) > 0 {
+			ready := true
+			for _, p := range resp.Topics[0].Partitions {
+				ready = ready && p.ErrorCode == 0 && p.Leader >= 0
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready in the metadata yet: %w", context.Cause(ctx))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // learnMaxBytes records topic's max.message.bytes as the producer's batch
