@@ -124,7 +124,7 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		kgo.RebalanceTimeout(o.RebalanceTimeout),
 		kgo.FetchMaxBytes(o.FetchMaxBytes),
 		kgo.FetchMaxWait(o.FetchMaxWait),
-		kgo.WithLogger(kgoLogger{log: c.log}),
+		kgo.WithLogger(kgoLogger{log: log}), // kgo names the group itself
 	)
 	return c, nil
 }
@@ -181,7 +181,11 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) error {
 				return
 			}
 			errs++
-			c.log.Error().Str("topic", t).Int32("partition", p).Err(err).Msg("kafka fetch failed")
+			if t == "" { // franz-go's notice of a group session error
+				c.log.Error().Err(err).Msg("kafka group session failed")
+			} else {
+				c.log.Error().Str("topic", t).Int32("partition", p).Err(err).Msg("kafka fetch failed")
+			}
 			if fatal == nil && isFatalKafka(err) {
 				fatal = fmt.Errorf("kafka %s/%d: %w", t, p, err)
 			}
@@ -205,10 +209,12 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) error {
 	}
 }
 
-// isFatalKafka reports errors no retry fixes: Kafka refuses us.
+// isFatalKafka reports errors no retry fixes: Kafka refuses us or our
+// settings.
 func isFatalKafka(err error) bool {
 	for _, e := range []error{kerr.GroupAuthorizationFailed, kerr.TopicAuthorizationFailed,
-		kerr.ClusterAuthorizationFailed, kerr.SaslAuthenticationFailed} {
+		kerr.ClusterAuthorizationFailed, kerr.SaslAuthenticationFailed,
+		kerr.InvalidSessionTimeout, kerr.InvalidGroupID} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -141,8 +141,8 @@ func testOptions(group, topic string) pipeline.Options {
 	return pipeline.Options{
 		Group:              group,
 		Topics:             []string{topic},
-		SessionTimeout:     3 * time.Second,
-		RebalanceTimeout:   5 * time.Second,
+		SessionTimeout:     6 * time.Second, // Kafka's group.min.session.timeout.ms
+		RebalanceTimeout:   10 * time.Second,
 		RevokeTimeout:      2 * time.Second,
 		DrainTimeout:       4 * time.Second,
 		MaxRecords:         50,

@@ -127,5 +127,5 @@ func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		}
 		ev = ev.Interface(k, keyvals[i+1])
 	}
-	ev.Str("component", "kgo").Msg(msg)
+	ev.Str("component", "kafka_client").Msg(msg)
 }

@@ -190,3 +190,30 @@ func TestCorrelationID(t *testing.T) {
 		t.Errorf("without header: %q, want events/3/17", got)
 	}
 }
+
+// TestRunFailsOnRefusedSettings checks that Run ends with the broker's
+// reason when Kafka refuses the group's settings for good, instead of
+// retrying forever.
+func TestRunFailsOnRefusedSettings(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events")) // min session timeout 6 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := pipeline.Options{Group: "g", Topics: []string{"events"}, Limits: event.DefaultLimits(4),
+		SessionTimeout: 4 * time.Second}
+	cons, err := pipeline.New(o, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)},
+		pipelinetest.NewStore("a"), pipelinetest.NewStore("s"), nil, zerolog.Nop(), pipeline.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = cons.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "INVALID_SESSION_TIMEOUT") {
+		t.Errorf("Run = %v, want the broker's INVALID_SESSION_TIMEOUT", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("Run only returned when the context ended")
+	}
+}
