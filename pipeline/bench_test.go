@@ -17,41 +17,53 @@ import (
 )
 
 // BenchmarkPipelineNullSinks measures the pipeline's own cost: records
-// pre-produced to an in-process kfake cluster (about 4.5 KB sample events of
-// 384 dimensions, uncompressed), consumed by a group member through fetch,
-// decode and validate, batching, the fold, null stores and the offset
-// commit. Each iteration consumes the whole topic with a fresh group.
+// pre-produced (about 4.5 KB sample events of 384 dimensions, uncompressed),
+// consumed by a group member through fetch, decode and validate, batching,
+// the fold, null stores and the offset commit. Each iteration consumes the
+// whole topic with a fresh group.
+//
 // records/s is wall-clock; records/cpu-s divides by the process's CPU time
-// (user+system) over the same span, which includes the in-process broker,
-// so it is a conservative per-core figure that a machine shared with other
-// work does not distort. Run it with -cpu 1:
+// (user+system) over the same span, so a machine shared with other work does
+// not distort it. Against kfake that CPU includes the in-process broker, a
+// conservative figure; against the real Kafka of
+// RAGSTREAM_TEST_KAFKA_BROKERS (a separate process) it is the consumer's
+// alone. Run it with -cpu 1:
 //
 //	go test ./pipeline -run '^$' -bench PipelineNullSinks -cpu 1 -benchtime 5x
 func BenchmarkPipelineNullSinks(b *testing.B) {
+	b.Run("kfake", func(b *testing.B) {
+		topic := uniq("bench")
+		benchConsume(b, newKfake(b, topic, benchParts), topic)
+	})
+	b.Run("kafka", func(b *testing.B) {
+		topic := uniq("ragstream-bench")
+		benchConsume(b, newRealKafka(b, topic, benchParts), topic)
+	})
+}
+
+const benchParts = 4
+
+func benchConsume(b *testing.B, cl *cluster, topic string) {
 	const (
 		n     = 20_000
-		parts = 4
+		parts = benchParts
 		dims  = 384
 	)
-	topic := "bench"
-	cl := newKfake(b, topic, parts)
 	gen := sample.Generate(n, sample.DefaultOptions())
 	recs := make([]*kgo.Record, len(gen))
 	var bytes int
 	for i, g := range gen {
+		// Keyed records of one chunk must share a partition for the fold
+		// to mean anything; the sample keys are tenant/id, so route by key.
 		r := &kgo.Record{Topic: topic, Key: g.Key, Value: g.Value, Partition: int32(i % parts)}
+		if r.Key != nil {
+			r.Partition = int32(fnv32(r.Key) % parts)
+		}
 		for _, h := range g.Headers {
 			r.Headers = append(r.Headers, kgo.RecordHeader(h))
 		}
 		recs[i] = r
 		bytes += len(g.Key) + len(g.Value)
-	}
-	// Keyed records of one chunk must share a partition for the fold to
-	// mean anything; the sample keys are tenant/id, so route by key.
-	for _, r := range recs {
-		if r.Key != nil {
-			r.Partition = int32(fnv32(r.Key) % parts)
-		}
 	}
 	cl.produceUncompressed(b, recs...)
 	want := ends(recs)

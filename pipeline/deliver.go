@@ -145,7 +145,7 @@ func (w *partition) deadLetter(b *Batch) error {
 		return nil
 	}
 	err := w.c.retry(w.ctx, func(ctx context.Context) error { return w.c.dl.Send(ctx, recs) },
-		func(err error) { w.retried("dlq", err) })
+		func(err error) { w.retried("dlq", recs[0].Src.Offset, err) })
 	if err == nil {
 		for _, r := range recs {
 			r.Outcome = OutcomeDeadLettered
@@ -172,11 +172,12 @@ func (w *partition) apply(b *Batch, attempts *int) error {
 	return w.c.retry(w.ctx, func(ctx context.Context) error {
 		*attempts++
 		return w.c.auth.Apply(ctx, b, w.follow)
-	}, func(err error) { w.retried("sink", err) })
+	}, func(err error) { w.retried("sink", b.Records[0].Src.Offset, err) })
 }
 
-func (w *partition) retried(stage string, err error) {
-	w.log.Warn().Err(err).Str("stage", stage).Msg("transient error; retrying")
+// retried reports a retry of the batch starting at offset.
+func (w *partition) retried(stage string, offset int64, err error) {
+	w.log.Warn().Err(err).Str("stage", stage).Int64("offset", offset).Msg("transient error; retrying")
 	w.c.hooks.retry(w.k.t, w.k.p, stage, ClassOf(err), err)
 }
 
