@@ -266,7 +266,9 @@ type problems struct {
 	list []string
 }
 
-func (p *problems) add(format string, args ...any) { p.list = append(p.list, fmt.Sprintf(format, args...)) }
+func (p *problems) add(format string, args ...any) {
+	p.list = append(p.list, fmt.Sprintf(format, args...))
+}
 
 func (p *problems) report(t testing.TB, what string) {
 	t.Helper()
