@@ -373,6 +373,7 @@ func (c *Consumer) await(ws []*partition, d time.Duration) bool {
 // finished is committed within the remaining quarter.
 func (c *Consumer) drain(cl *kgo.Client) {
 	start := time.Now()
+	cl.PauseFetchTopics(c.opts.Topics...) // nothing more is read; what was is dropped
 	c.mu.Lock()
 	c.closing = true
 	ws := make([]*partition, 0, len(c.parts))
