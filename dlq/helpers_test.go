@@ -44,7 +44,7 @@ func newCluster(t *testing.T, kind, topic string, n int32) *cluster {
 	t.Helper()
 	switch kind {
 	case "kfake":
-		opts := []kfake.Opt{kfake.NumBrokers(1)}
+		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}
 		if topic != "" {
 			opts = append(opts, kfake.SeedTopics(n, topic))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -114,15 +115,24 @@ func NewWriter(cfg WriterConfig, kafka []kgo.Opt, log zerolog.Logger) (*Writer, 
 	}
 	w := &Writer{cfg: cfg, log: log.With().Str("component", "dlq").Logger(), now: time.Now,
 		batchMax: map[string]int32{}, inflight: map[srcKey]*delivery{}}
-	opts := append([]kgo.Opt{}, kafka...)
+	// Defaults the caller's options may override, then what the Writer's
+	// guarantees rest on. franz-go waits for fresh metadata before it
+	// retries a refused produce; with a retry (and a metadata refresh) at
+	// least every second, a recovered DLQ is noticed within one
+	// ProduceTimeout rather than after the 5 s default metadata age.
+	opts := []kgo.Opt{
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.RetryBackoffFn(retryBackoff),
+		kgo.MetadataMinAge(time.Second),
+		kgo.WithLogger(pipeline.NewKgoLogger(w.log)),
+	}
+	opts = append(opts, kafka...)
 	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
 			return sourcePartition
 		})),
 		kgo.ProducerBatchMaxBytesFn(w.batchMaxBytes),
-		kgo.WithLogger(pipeline.NewKgoLogger(w.log)),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -132,6 +142,13 @@ func NewWriter(cfg WriterConfig, kafka []kgo.Opt, log zerolog.Logger) (*Writer, 
 	w.adm = kadm.NewClient(cl)
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil
+}
+
+// retryBackoff doubles from 100 ms to 1 s, with jitter.
+func retryBackoff(fails int) time.Duration {
+	d := 100 * time.Millisecond << min(fails, 4)
+	d = min(d, time.Second)
+	return d/2 + rand.N(d/2)
 }
 
 // sourcePartition is the DLQ partitioner: the record's Partition holds its
