@@ -217,15 +217,13 @@ func withdrawEntities(ctx context.Context, tx *runner, p *plan) ([]any, error) {
 	}
 	out := make([]any, 0, len(had))
 	for i, k := range keys {
-		pk, ok := had[int64(i)]
+		userKeys, ok := had[int64(i)]
 		if !ok {
 			continue
 		}
 		m := mergeAll(remaining[int64(i)])
-		row := map[string]any{
-			"tenant": k.Tenant, "id": k.ID, "name": nil, "type": nil, "rank": m.rank,
-			"keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks), "drop": drop(pk, m.keys),
-		}
+		row := m.replaceRow(userKeys)
+		row["tenant"], row["id"], row["name"], row["type"] = k.Tenant, k.ID, nil, nil
 		if m.rank != "" {
 			row["name"], row["type"] = m.name, m.typ
 		}
@@ -294,10 +292,9 @@ func withdrawRelations(ctx context.Context, tx *runner, p *plan) ([]any, error) 
 			continue
 		}
 		m := mergeAll(remaining[int64(i)])
-		out = append(out, map[string]any{
-			"tenant": k.Tenant, "from": k.From, "type": k.Type, "to": k.To,
-			"keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks), "drop": drop(s.keys, m.keys),
-		})
+		row := m.replaceRow(s.keys)
+		row["tenant"], row["from"], row["type"], row["to"] = k.Tenant, k.From, k.Type, k.To
+		out = append(out, row)
 	}
 	return out, nil
 }

@@ -27,7 +27,7 @@ var (
 	// reservedEntityProps are the Entity node's own properties.
 	reservedEntityProps = map[string]bool{"tenant": true, "id": true, "name": true, "type": true, propRank: true, propKeys: true, propKeyRanks: true}
 	// reservedRelationProps are a relationship's own properties.
-	reservedRelationProps = map[string]bool{"sources": true, propKeys: true, propKeyRanks: true}
+	reservedRelationProps = map[string]bool{"sources": true, propRank: true, propKeys: true, propKeyRanks: true}
 )
 
 // Graph model names.
@@ -36,10 +36,11 @@ const (
 	labelEntity    = "Entity"
 	labelTombstone = "ChunkTombstone"
 	relMentions    = "MENTIONS"
-	// propRank is the rank of the assertion an entity's name and type came from.
+	// propRank is the highest rank among an entity's or relationship's
+	// assertions: the one an entity's name and type came from.
 	propRank = "_rank"
-	// propKeys and propKeyRanks are parallel lists: each user property key and
-	// the rank of the assertion that set it.
+	// propKeys and propKeyRanks are parallel lists: the property keys whose
+	// winning assertion ranks below propRank, and its rank.
 	propKeys     = "_pk"
 	propKeyRanks = "_pr"
 )

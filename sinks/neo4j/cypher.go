@@ -36,15 +36,16 @@ WITH r, c, t WHERE c IS NOT NULL OR t IS NOT NULL
 RETURN r.i AS i, c.version AS version, c.assertions AS assertions, t.version AS deleted`
 
 // cypherEntityWithdrawn locks each entity that loses assertions and returns
-// those whose state one of them decided (it set the name and type, or the
-// value of some key): only those need recomputing from the assertions that
-// remain. Rows: {i, tenant, id, ranks}.
+// those whose state one of them decided (it was the highest-ranked, so it set
+// the name, the type and every key of that rank, or it set some other key):
+// only those need recomputing from the assertions that remain, and for them
+// it returns the property keys they have now. Rows: {i, tenant, id, ranks}.
 const cypherEntityWithdrawn = `
 UNWIND $rows AS r
 MATCH (e:Entity {tenant: r.tenant, id: r.id})
 SET e._rank = coalesce(e._rank, '')
 WITH r, e WHERE e._rank IN r.ranks OR any(x IN coalesce(e._pr, []) WHERE x IN r.ranks)
-RETURN r.i AS i, coalesce(e._pk, []) AS keys`
+RETURN r.i AS i, [k IN keys(e) WHERE NOT k IN ` + entityOwn + `] AS keys`
 
 // cypherEntityAssertions returns the assertions of the chunks that still
 // mention an entity, leaving out the chunks whose assertion about it this
@@ -58,14 +59,14 @@ RETURN r.i AS i, c.assertions AS assertions`
 // cypherRelationWithdrawn removes the withdrawing chunks from each
 // relationship's sources, deletes a relationship no chunk asserts any more,
 // and returns the survivors whose properties a withdrawn assertion decided,
-// with their remaining sources. Template (one type); rows: {i, tenant, from,
-// to, srcs, ranks}.
+// with their remaining sources and property keys. Template (one type); rows:
+// {i, tenant, from, to, srcs, ranks}.
 const cypherRelationWithdrawn = `
 UNWIND $rows AS r
 MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:<TYPE>]->(:Entity {tenant: r.tenant, id: r.to})
 SET x.sources = [s IN x.sources WHERE NOT s IN r.srcs]
-WITH r, x, x.sources AS sources, coalesce(x._pk, []) AS keys,
-     any(p IN coalesce(x._pr, []) WHERE p IN r.ranks) AS decided
+WITH r, x, x.sources AS sources, [k IN keys(x) WHERE NOT k IN ` + relationOwn + `] AS keys,
+     x._rank IN r.ranks OR any(p IN coalesce(x._pr, []) WHERE p IN r.ranks) AS decided
 FOREACH (_ IN CASE WHEN size(sources) = 0 THEN [1] ELSE [] END | DELETE x)
 WITH r, sources, keys, decided WHERE size(sources) > 0 AND decided
 RETURN r.i AS i, sources, keys`
@@ -102,51 +103,77 @@ DELETE m`
 // assertions: drop lists the keys no remaining assertion states; name and
 // type are null when no assertion remains (the entity is then deleted at the
 // end of the batch unless an incoming assertion revives it). Rows: {tenant,
-// id, name, type, rank, keys, vals, ranks, drop}.
+// id, name, type, rank, props, pk, pr, drop}.
 const cypherEntityReplace = `
 UNWIND $rows AS r
 MATCH (e:Entity {tenant: r.tenant, id: r.id})
 FOREACH (k IN r.drop | REMOVE e[k])
-FOREACH (i IN range(0, size(r.keys) - 1) | SET e[r.keys[i]] = r.vals[i])
-SET e._pk = r.keys, e._pr = r.ranks, e._rank = r.rank, e.name = coalesce(r.name, e.name)
+SET e += r.props, e._rank = r.rank, e._pk = r.pk, e._pr = r.pr, e.name = coalesce(r.name, e.name)
 WITH e, r, e.type AS old WHERE r.type IS NOT NULL AND old <> r.type
 REMOVE e:$(old)
 SET e:$(r.type), e.type = r.type`
 
 // cypherRelationReplace sets a relationship's properties to the merge of its
-// remaining assertions. Template (one type); rows: {tenant, from, to, keys,
-// vals, ranks, drop}.
+// remaining assertions. Template (one type); rows: {tenant, from, to, rank,
+// props, pk, pr, drop}.
 const cypherRelationReplace = `
 UNWIND $rows AS r
 MATCH (:Entity {tenant: r.tenant, id: r.from})-[x:<TYPE>]->(:Entity {tenant: r.tenant, id: r.to})
 FOREACH (k IN r.drop | REMOVE x[k])
-FOREACH (i IN range(0, size(r.keys) - 1) | SET x[r.keys[i]] = r.vals[i])
-SET x._pk = r.keys, x._pr = r.ranks`
+SET x += r.props, x._rank = r.rank, x._pk = r.pk, x._pr = r.pr`
 
-// mergeKeys is the per-key half of the merge rule, shared by entities and
-// relationships (n is the element, locked by the statement's first SET):
-// a key takes the incoming value when the incoming rank is at least the rank
-// that set it (or nothing set it), and the key's rank follows.
-const mergeKeys = `
-WITH n, r, coalesce(n._pk, []) AS pk, coalesce(n._pr, []) AS pr
-WITH n, r, pk, pr, [i IN range(0, size(r.keys) - 1)
-  WHERE r.ranks[i] >= coalesce(pr[[j IN range(0, size(pk) - 1) WHERE pk[j] = r.keys[i]][0]], '')] AS win
+// Property keys of the model itself, which the merge rule leaves alone.
+const (
+	entityOwn   = `['tenant', 'id', 'name', 'type', '_rank', '_pk', '_pr']`
+	relationOwn = `['sources', '_rank', '_pk', '_pr']`
+)
+
+// mergeKeys applies the merge rule to element n (locked by the statement's
+// first SET, so what it reads is not changing under it) for row r: the
+// batch's assertions of n merged in Go, with rank (the highest), keys, vals,
+// ranks (per key), props (keys to vals) and uniform (every key at rank).
+//
+// n._rank is the highest rank of n's assertions; _pk/_pr list the keys whose
+// winning assertion ranks lower, and their ranks (absent when none), so a
+// key's rank is its _pr entry, else _rank if n has the key, else none. A key
+// takes the incoming value when the incoming rank is at least the key's.
+//
+// The fast path, taken when the row outranks n and restates every key of n
+// at one rank, is a plain map SET; the general path computes the winners and
+// the new exceptions. own is the element's own keys (entityOwn, relationOwn).
+func mergeKeys(own string) string {
+	return `
+WITH n, r, coalesce(n._rank, '') AS top, coalesce(n._pk, []) AS pk, coalesce(n._pr, []) AS pr,
+     [k IN keys(n) WHERE NOT k IN ` + own + `] AS uk
+WITH n, r, top, pk, pr, uk,
+     r.uniform AND r.rank >= top AND size(pk) = 0 AND all(k IN uk WHERE k IN r.keys) AS fast,
+     CASE WHEN r.rank > top THEN r.rank ELSE top END AS newTop
+WITH n, r, top, pk, pr, uk, fast, newTop,
+     CASE WHEN fast THEN [] ELSE [i IN range(0, size(r.keys) - 1)
+       WHERE r.ranks[i] >= coalesce(pr[[j IN range(0, size(pk) - 1) WHERE pk[j] = r.keys[i]][0]],
+                                    CASE WHEN r.keys[i] IN uk THEN top ELSE '' END)] END AS win
+FOREACH (_ IN CASE WHEN fast THEN [1] ELSE [] END | SET n += r.props)
 FOREACH (i IN win | SET n[r.keys[i]] = r.vals[i])
-WITH n, r, pk, pr, [i IN win | r.keys[i]] AS wk, [i IN win | r.ranks[i]] AS wr
-SET n._pk = [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN wk | pk[j]] + wk,
-    n._pr = [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN wk | pr[j]] + wr`
+WITH n, r, top, newTop, CASE WHEN fast THEN [] ELSE
+       [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN [i IN win | r.keys[i]] AND pr[j] <> newTop | [pk[j], pr[j]]] +
+       CASE WHEN top = newTop THEN [] ELSE [k IN uk WHERE NOT k IN pk AND NOT k IN [i IN win | r.keys[i]] | [k, top]] END +
+       [i IN win WHERE r.ranks[i] <> newTop | [r.keys[i], r.ranks[i]]] END AS exc
+SET n._rank = newTop,
+    n._pk = CASE WHEN size(exc) = 0 THEN null ELSE [e IN exc | e[0]] END,
+    n._pr = CASE WHEN size(exc) = 0 THEN null ELSE [e IN exc | e[1]] END`
+}
 
 // cypherEntityMerge merges the batch's incoming assertions into each entity
 // (one row per entity, already merged among themselves), creating it when
 // new. The highest rank also sets name, type and the type label. Rows are
 // sorted by key, so concurrent batches lock shared entities in one order.
-// Rows: {tenant, id, name, type, rank, keys, vals, ranks}.
-const cypherEntityMerge = `
+// Rows: {tenant, id, name, type, rank, keys, vals, ranks, props, uniform}.
+var cypherEntityMerge = `
 UNWIND $rows AS r
 MERGE (n:Entity {tenant: r.tenant, id: r.id})
-SET n._rank = coalesce(n._rank, '')` + mergeKeys + `
-WITH n, r WHERE r.rank >= n._rank
-SET n._rank = r.rank, n.name = r.name
+SET n._rank = coalesce(n._rank, '')` + mergeKeys(entityOwn) + `
+WITH n, r, top WHERE r.rank >= top
+SET n.name = r.name
 WITH n, r, n.type AS old WHERE old IS NULL OR old <> r.type
 FOREACH (l IN CASE WHEN old IS NULL THEN [] ELSE [old] END | REMOVE n:$(l))
 SET n:$(r.type), n.type = r.type`
@@ -173,14 +200,14 @@ DELETE t`
 
 // cypherRelationMerge merges the batch's incoming assertions into each
 // relationship, creating it when new, and adds the asserting chunks to its
-// sources. Template (one type); rows: {tenant, from, to, srcs, keys, vals,
-// ranks}.
-const cypherRelationMerge = `
+// sources. Template (one type); rows: {tenant, from, to, srcs, rank, keys,
+// vals, ranks, props, uniform}.
+var cypherRelationMerge = `
 UNWIND $rows AS r
 MATCH (a:Entity {tenant: r.tenant, id: r.from})
 MATCH (b:Entity {tenant: r.tenant, id: r.to})
 MERGE (a)-[n:<TYPE>]->(b)
-SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` + mergeKeys
+SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` + mergeKeys(relationOwn)
 
 // cypherDropOrphans deletes entities that lost assertions in this batch and
 // that no chunk mentions any more. Rows: {tenant, id}.

@@ -246,10 +246,9 @@ func entityMergeRows(in map[entKey][]ranked) []any {
 	rows := make([]any, len(keys))
 	for i, k := range keys {
 		m := mergeAll(in[k])
-		rows[i] = map[string]any{
-			"tenant": k.Tenant, "id": k.ID, "name": m.name, "type": m.typ, "rank": m.rank,
-			"keys": m.keys, "vals": m.vals, "ranks": m.ranks,
-		}
+		row := m.mergeRow()
+		row["tenant"], row["id"], row["name"], row["type"] = k.Tenant, k.ID, m.name, m.typ
+		rows[i] = row
 	}
 	return rows
 }
@@ -260,10 +259,9 @@ func relationMergeRows(in map[relKey]*incomingRel) []any {
 	rows := make([]any, len(keys))
 	for i, k := range keys {
 		m := mergeAll(in[k].as)
-		rows[i] = map[string]any{
-			"tenant": k.Tenant, "from": k.From, "type": k.Type, "to": k.To, "srcs": in[k].srcs,
-			"keys": m.keys, "vals": m.vals, "ranks": m.ranks,
-		}
+		row := m.mergeRow()
+		row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = k.Tenant, k.From, k.Type, k.To, in[k].srcs
+		rows[i] = row
 	}
 	return rows
 }
@@ -299,6 +297,44 @@ func sortedRelKeys[V any](m map[relKey]V) []relKey {
 		return 0
 	})
 	return keys
+}
+
+// mergeRow returns the merge statements' row fields for m: rank, keys,
+// vals, ranks, props (keys to vals) and uniform (every key at rank).
+func (m merged) mergeRow() map[string]any {
+	props := make(map[string]any, len(m.keys))
+	uniform := true
+	for i, k := range m.keys {
+		props[k] = m.vals[i]
+		if m.ranks[i] != m.rank {
+			uniform = false
+		}
+	}
+	return map[string]any{
+		"rank": m.rank, "keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks),
+		"props": props, "uniform": uniform,
+	}
+}
+
+// replaceRow returns the recompute statements' row fields for m, replacing
+// an element that has the property keys had: rank, props, the exceptions
+// pk/pr (keys whose rank is below m.rank; nil when none) and drop (keys of
+// had no assertion states any more).
+func (m merged) replaceRow(had []string) map[string]any {
+	props := make(map[string]any, len(m.keys))
+	var pk, pr []string
+	for i, k := range m.keys {
+		props[k] = m.vals[i]
+		if m.ranks[i] != m.rank {
+			pk = append(pk, k)
+			pr = append(pr, m.ranks[i])
+		}
+	}
+	row := map[string]any{"rank": m.rank, "props": props, "pk": nil, "pr": nil, "drop": drop(had, m.keys)}
+	if len(pk) > 0 {
+		row["pk"], row["pr"] = pk, pr
+	}
+	return row
 }
 
 // drop returns the keys of had that keep does not hold.
