@@ -1,8 +1,11 @@
 package dlq
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -95,4 +98,67 @@ func (e *Entry) hasProblem(name string) bool {
 		}
 	}
 	return false
+}
+
+// Bytes is a key, value or header value in JSON: {"text": ...} when it is
+// valid UTF-8, {"base64": ...} otherwise, null when absent (a tombstone's
+// value).
+type Bytes []byte
+
+// MarshalJSON implements json.Marshaler.
+func (b Bytes) MarshalJSON() ([]byte, error) {
+	if b == nil {
+		return []byte("null"), nil
+	}
+	if utf8.Valid(b) {
+		return json.Marshal(struct {
+			Text string `json:"text"`
+		}{string(b)})
+	}
+	return json.Marshal(struct {
+		Base64 string `json:"base64"`
+	}{base64.StdEncoding.EncodeToString(b)})
+}
+
+type jsonHeader struct {
+	Key   string `json:"key"`
+	Value Bytes  `json:"value"`
+}
+
+type jsonEntry struct {
+	Partition       int32        `json:"partition"`
+	Offset          int64        `json:"offset"`
+	Timestamp       string       `json:"timestamp"`
+	Key             Bytes        `json:"key"`
+	Value           Bytes        `json:"value"`
+	Class           string       `json:"class"`
+	Stage           string       `json:"stage"`
+	Message         string       `json:"message"`
+	SourceTopic     string       `json:"source_topic"`
+	SourcePartition int32        `json:"source_partition"`
+	SourceOffset    int64        `json:"source_offset"`
+	Attempts        int          `json:"attempts"`
+	ReplayCount     int          `json:"replay_count"`
+	CorrelationID   string       `json:"correlation_id"`
+	FailedAt        string       `json:"failed_at,omitempty"`
+	Headers         []jsonHeader `json:"headers"`
+	Problems        []string     `json:"problems,omitempty"`
+}
+
+// MarshalJSON renders the entry as `ragstream dlq inspect --format json`
+// prints it (and the admin API returns it): snake_case fields, key, value
+// and header values as Bytes, times in RFC 3339.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	je := jsonEntry{Partition: e.Partition, Offset: e.Offset, Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano),
+		Key: e.Key, Value: e.Value, Class: e.Class, Stage: e.Stage, Message: e.Message,
+		SourceTopic: e.SourceTopic, SourcePartition: e.SourcePartition, SourceOffset: e.SourceOffset,
+		Attempts: e.Attempts, ReplayCount: e.ReplayCount, CorrelationID: e.CorrelationID,
+		Headers: make([]jsonHeader, 0, len(e.Headers)), Problems: e.Problems}
+	if !e.FailedAt.IsZero() {
+		je.FailedAt = e.FailedAt.UTC().Format(FailedAtLayout)
+	}
+	for _, h := range e.Headers {
+		je.Headers = append(je.Headers, jsonHeader{Key: h.Key, Value: h.Value})
+	}
+	return json.Marshal(je)
 }

@@ -30,31 +30,31 @@ const MaxListed = 100
 
 // Report says what Replay did.
 type Report struct {
-	DryRun bool
+	DryRun bool `json:"dry_run"`
 	// Matched is how many DLQ records the filter selected.
-	Matched int
+	Matched int `json:"matched"`
 	// Replayed is how many of them were produced to their source topic
 	// and acknowledged (with DryRun: would have been); ByTopic splits it
 	// by source topic.
-	Replayed int
-	ByTopic  map[string]int
+	Replayed int            `json:"replayed"`
+	ByTopic  map[string]int `json:"by_topic"`
 	// Refused counts the records at or past the maximum replay count;
 	// RefusedRecords lists the first MaxListed.
-	Refused        int
-	RefusedRecords []Ref
+	Refused        int   `json:"refused"`
+	RefusedRecords []Ref `json:"refused_records"`
 	// SkippedTombstones counts tombstones not replayed (without
 	// ReplayOptions.Tombstones).
-	SkippedTombstones int
+	SkippedTombstones int `json:"skipped_tombstones"`
 	// Invalid counts records that cannot be replayed because a DLQ header
 	// they need (source topic, replay count) is missing or unreadable, or
 	// their source topic is the DLQ itself; InvalidRecords lists the first
 	// MaxListed with the reason.
-	Invalid        int
-	InvalidRecords []Ref
+	Invalid        int   `json:"invalid"`
+	InvalidRecords []Ref `json:"invalid_records"`
 	// Failed counts records whose produce failed; FailedRecords lists the
 	// first MaxListed with the error. Replay then returns an error too.
-	Failed        int
-	FailedRecords []Ref
+	Failed        int   `json:"failed"`
+	FailedRecords []Ref `json:"failed_records"`
 }
 
 // Ref names one DLQ record in a Report.

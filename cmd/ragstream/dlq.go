@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -360,21 +359,10 @@ func printReport(w io.Writer, topic string, o dlq.ReplayOptions, rep dlq.Report)
 
 func reportJSON(topic string, o dlq.ReplayOptions, rep dlq.Report) any {
 	return struct {
-		Topic             string         `json:"topic"`
-		DryRun            bool           `json:"dry_run"`
-		MaxReplayCount    int            `json:"max_replay_count"`
-		Matched           int            `json:"matched"`
-		Replayed          int            `json:"replayed"`
-		ByTopic           map[string]int `json:"by_topic"`
-		Refused           int            `json:"refused"`
-		SkippedTombstones int            `json:"skipped_tombstones"`
-		Invalid           int            `json:"invalid"`
-		Failed            int            `json:"failed"`
-		RefusedRecords    []dlq.Ref      `json:"refused_records"`
-		InvalidRecords    []dlq.Ref      `json:"invalid_records"`
-		FailedRecords     []dlq.Ref      `json:"failed_records"`
-	}{topic, rep.DryRun, o.MaxReplayCount, rep.Matched, rep.Replayed, rep.ByTopic, rep.Refused,
-		rep.SkippedTombstones, rep.Invalid, rep.Failed, rep.RefusedRecords, rep.InvalidRecords, rep.FailedRecords}
+		Topic          string `json:"topic"`
+		MaxReplayCount int    `json:"max_replay_count"`
+		dlq.Report
+	}{topic, o.MaxReplayCount, rep}
 }
 
 func sortedKeys(m map[string]int) []string {
@@ -458,67 +446,10 @@ func cell(b []byte, n int) string {
 	return s
 }
 
-// jsonWriter prints one JSON object per entry.
+// jsonWriter prints one JSON object per entry (dlq.Entry.MarshalJSON).
 type jsonWriter struct{ enc *json.Encoder }
 
-// jsonBytes is a key, value or header value: text when it is valid UTF-8,
-// base64 otherwise, null when absent.
-type jsonBytes struct {
-	Text   *string `json:"text,omitempty"`
-	Base64 *string `json:"base64,omitempty"`
-}
-
-func bytesJSON(b []byte) *jsonBytes {
-	if b == nil {
-		return nil
-	}
-	if utf8.Valid(b) {
-		s := string(b)
-		return &jsonBytes{Text: &s}
-	}
-	s := base64.StdEncoding.EncodeToString(b)
-	return &jsonBytes{Base64: &s}
-}
-
-type jsonHeader struct {
-	Key   string     `json:"key"`
-	Value *jsonBytes `json:"value"`
-}
-
-type jsonEntry struct {
-	Partition       int32        `json:"partition"`
-	Offset          int64        `json:"offset"`
-	Timestamp       string       `json:"timestamp"`
-	Key             *jsonBytes   `json:"key"`
-	Value           *jsonBytes   `json:"value"`
-	Class           string       `json:"class"`
-	Stage           string       `json:"stage"`
-	Message         string       `json:"message"`
-	SourceTopic     string       `json:"source_topic"`
-	SourcePartition int32        `json:"source_partition"`
-	SourceOffset    int64        `json:"source_offset"`
-	Attempts        int          `json:"attempts"`
-	ReplayCount     int          `json:"replay_count"`
-	CorrelationID   string       `json:"correlation_id"`
-	FailedAt        string       `json:"failed_at,omitempty"`
-	Headers         []jsonHeader `json:"headers"`
-	Problems        []string     `json:"problems,omitempty"`
-}
-
-func (j *jsonWriter) write(e *dlq.Entry) error {
-	je := jsonEntry{Partition: e.Partition, Offset: e.Offset, Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano),
-		Key: bytesJSON(e.Key), Value: bytesJSON(e.Value), Class: e.Class, Stage: e.Stage, Message: e.Message,
-		SourceTopic: e.SourceTopic, SourcePartition: e.SourcePartition, SourceOffset: e.SourceOffset,
-		Attempts: e.Attempts, ReplayCount: e.ReplayCount, CorrelationID: e.CorrelationID,
-		Headers: make([]jsonHeader, 0, len(e.Headers)), Problems: e.Problems}
-	if !e.FailedAt.IsZero() {
-		je.FailedAt = e.FailedAt.UTC().Format(dlq.FailedAtLayout)
-	}
-	for _, h := range e.Headers {
-		je.Headers = append(je.Headers, jsonHeader{Key: h.Key, Value: bytesJSON(h.Value)})
-	}
-	return j.enc.Encode(je)
-}
+func (j *jsonWriter) write(e *dlq.Entry) error { return j.enc.Encode(e) }
 
 func (j *jsonWriter) flush() error { return nil }
 
