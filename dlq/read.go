@@ -197,7 +197,18 @@ func (r *Reader) scan(ctx context.Context, cl *kgo.Client, f Filter, fn func(*En
 		if n == 0 {
 			// Nothing for a whole idle period: if the brokers still answer,
 			// what is left are gaps below the end offsets (compaction).
-			if _, err := adm.ListEndOffsets(ctx, r.Topic); err != nil {
+			ends, err := adm.ListEndOffsets(ctx, r.Topic)
+			for p := range spans {
+				if err != nil {
+					break
+				}
+				if o, ok := ends.Lookup(r.Topic, p); !ok {
+					err = fmt.Errorf("partition %d: no end offset", p)
+				} else if o.Err != nil {
+					err = fmt.Errorf("partition %d: %w", p, o.Err)
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("dlq: reading %s: no records for %s and the brokers do not answer: %w", r.Topic, idle, err)
 			}
 			return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ragstream/ragstream/pipeline"
 )
@@ -392,5 +393,26 @@ func TestFilterValidate(t *testing.T) {
 				t.Fatalf("Validate: %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// TestInspectEndsWhenNothingComes: a read whose remaining offsets never
+// arrive (here: the broker answers every fetch empty, as for offsets
+// compacted away) ends after the idle timeout while the brokers answer,
+// instead of waiting forever.
+func TestInspectEndsWhenNothingComes(t *testing.T) {
+	topic := unique("events.dlq")
+	c := newCluster(t, "kfake", topic, 1)
+	c.produce(t, &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("v")})
+	c.fake.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.fake.KeepControl()
+		return kreq.ResponseKind(), nil, true
+	})
+	r := &Reader{Topic: topic, Kafka: c.opts(), IdleTimeout: 300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := 0
+	if err := r.Inspect(ctx, Filter{}, func(Entry) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("Inspect: %d entries, %v; want it to end with none and no error", n, err)
 	}
 }
