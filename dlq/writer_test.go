@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ragstream/ragstream/config"
 	"github.com/ragstream/ragstream/pipeline"
 )
 
@@ -447,5 +449,21 @@ func TestEnsureTopic(t *testing.T) {
 				t.Fatalf("EnsureTopic of an absent source: %v, want a transient error", err)
 			}
 		})
+	}
+}
+
+func TestConfigFrom(t *testing.T) {
+	d := config.Default().DLQ
+	got := ConfigFrom(d)
+	if got != (WriterConfig{Topic: "", ConnectHeaders: true, ProduceTimeout: 3 * time.Second}) {
+		t.Fatalf("ConfigFrom(defaults) = %+v, want connect headers on and a 3s produce timeout", got)
+	}
+	d.Topic, d.ConnectCompatibleHeaders = "dead", false
+	if got := ConfigFrom(d); got.Topic != "dead" || got.ConnectHeaders {
+		t.Fatalf("ConfigFrom = %+v", got)
+	}
+	if _, err := NewWriter(WriterConfig{ProduceTimeout: -time.Second}, nil, zerolog.Nop()); err == nil ||
+		!strings.Contains(err.Error(), "dlq.produce_timeout") {
+		t.Fatalf("NewWriter with a negative timeout: %v, want an error naming dlq.produce_timeout", err)
 	}
 }
