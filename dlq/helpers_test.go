@@ -271,6 +271,18 @@ func newWriter(t *testing.T, c *cluster, cfg WriterConfig, extra ...kgo.Opt) *Wr
 	return w
 }
 
+// ensure creates source's DLQ topic with a generous deadline, as the
+// worker does at start-up: Send's own deadline (ProduceTimeout) is meant
+// for a produce, not a topic creation on a busy broker.
+func ensure(t testing.TB, w *Writer, source string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.EnsureTopic(ctx, source); err != nil {
+		t.Fatalf("EnsureTopic(%s): %v", source, err)
+	}
+}
+
 // failed wraps src as a record the pipeline dead-letters.
 func failed(src *kgo.Record, err error, stage string) *pipeline.Record {
 	return &pipeline.Record{Src: src, Err: pipeline.Permanent(err), Stage: stage,

@@ -52,6 +52,7 @@ func newFixture(t *testing.T, kind string) *fixture {
 			Headers: []kgo.RecordHeader{h("ragstream.replay_count", "3")}},
 	)
 	w := newWriter(t, f.c, WriterConfig{ConnectHeaders: true})
+	ensure(t, w, f.src)
 	sendAt := func(at time.Time, recs ...*pipeline.Record) {
 		t.Helper()
 		w.now = func() time.Time { return at }

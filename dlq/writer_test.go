@@ -64,6 +64,7 @@ func TestSendHeaders(t *testing.T) {
 					failed(stored[4], decodeErr("empty value (only a null value is a tombstone)"), pipeline.StageDecode),
 				}
 				w := newWriter(t, c, WriterConfig{ConnectHeaders: connect})
+				ensure(t, w, src)
 				at := time.Date(2026, 1, 8, 12, 0, 0, 456_000_000, time.FixedZone("CET", 3600))
 				w.now = func() time.Time { return at }
 				if err := send(t, w, recs...); err != nil {
