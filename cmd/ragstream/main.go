@@ -44,6 +44,7 @@ func commands() map[string]command {
 		"run":     {"run the worker (production): consumer group, stores, admin port", runRun},
 		"dev":     {"run the worker on the embedded default (in-process Kafka and Qdrant)", runDev},
 		"verify":  {"show what landed in Qdrant and Neo4j and check that they agree", runVerify},
+		"dlq":     {"inspect or replay dead-lettered records", runDLQ},
 	}
 }
 
