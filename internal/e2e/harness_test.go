@@ -108,6 +108,9 @@ func uniqueID() string {
 	return hex.EncodeToString(b)
 }
 
+// drvURI is the Bolt URI of the shared Neo4j.
+func (e *env) drvURI() string { return testenv.Neo4jURI(e.t) }
+
 // name returns a unique name for a group, collection or client.
 func (e *env) name(kind string) string { return "e2e-" + e.id + "-" + kind }
 
