@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"dev":     {"run the worker on the embedded default (in-process Kafka and Qdrant)", runDev},
 		"verify":  {"show what landed in Qdrant and Neo4j and check that they agree", runVerify},
 		"dlq":     {"inspect or replay dead-lettered records", runDLQ},
+		"bench":   {"measure the worker end to end (events/s, CPU per event, RSS, latency)", runBench},
 	}
 }
 
