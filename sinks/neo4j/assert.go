@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ragstream/ragstream/pipeline/event"
 )
@@ -98,18 +99,28 @@ func graphOf(ev *event.Event) *chunkGraph {
 	return g
 }
 
+// dropNulls returns p without its null values; p itself when it has none.
 func dropNulls(p map[string]any) map[string]any {
 	if len(p) == 0 {
 		return nil
 	}
-	out := make(map[string]any, len(p))
+	nulls := 0
+	for _, v := range p {
+		if v == nil {
+			nulls++
+		}
+	}
+	if nulls == 0 {
+		return p
+	}
+	if nulls == len(p) {
+		return nil
+	}
+	out := make(map[string]any, len(p)-nulls)
 	for k, v := range p {
 		if v != nil {
 			out[k] = v
 		}
-	}
-	if len(out) == 0 {
-		return nil
 	}
 	return out
 }
@@ -155,7 +166,22 @@ type merged struct {
 // per chunk), and equal ranks would keep the later one.
 func mergeAll(as []ranked) merged {
 	var m merged
-	if len(as) == 0 {
+	switch len(as) {
+	case 0:
+		return m
+	case 1:
+		a := as[0]
+		m.rank, m.name, m.typ = a.rank, a.name, a.typ
+		m.keys = make([]string, 0, len(a.props))
+		for k := range a.props {
+			m.keys = append(m.keys, k)
+		}
+		slices.Sort(m.keys)
+		m.vals = make([]any, len(m.keys))
+		m.ranks = make([]string, len(m.keys))
+		for i, k := range m.keys {
+			m.vals[i], m.ranks[i] = a.props[k], a.rank
+		}
 		return m
 	}
 	sorted := slices.Clone(as)
@@ -222,6 +248,7 @@ func propsEqual(a, b map[string]any) bool {
 
 func encodeGraph(g *chunkGraph) (string, error) {
 	var b bytes.Buffer
+	b.Grow(64 + 96*len(g.Entities) + 80*len(g.Relations))
 	b.WriteString(`{"rank":`)
 	writeString(&b, g.Rank)
 	b.WriteString(`,"entities":[`)
@@ -266,13 +293,56 @@ func encodeGraph(g *chunkGraph) (string, error) {
 	return b.String(), nil
 }
 
+// writeString writes s as a JSON string. The decoder only lets valid UTF-8
+// through; invalid bytes would be written as U+FFFD, as encoding/json does.
 func writeString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string always marshals
-	b.Write(q)
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			default:
+				b.WriteString(`\u00`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(s[start:i])
+			b.WriteString(`\ufffd`)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b.WriteString(s[start:])
+	b.WriteByte('"')
 }
 
-// appendProps writes props as a JSON object with sorted keys. An error names
-// the key ("role: ...") so the caller can prefix the path.
+// appendProps writes props (or any JSON object of the event: metadata nests)
+// as a JSON object with sorted keys. An error names the key ("role: ...") so
+// the caller can prefix the path.
 func appendProps(b *bytes.Buffer, p map[string]any) error {
 	keys := make([]string, 0, len(p))
 	for k := range p {
@@ -319,15 +389,15 @@ func appendValue(b *bytes.Buffer, v any) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			switch e.(type) {
-			case []any, []string, []int64, []float64, []bool, map[string]any:
-				return fmt.Errorf("nested array or map (Neo4j cannot store it)")
-			}
 			if err := appendValue(b, e); err != nil {
 				return err
 			}
 		}
 		b.WriteByte(']')
+	case map[string]any:
+		return appendProps(b, x)
+	case nil:
+		b.WriteString("null")
 	case []string:
 		return appendValue(b, anySlice(x))
 	case []int64:

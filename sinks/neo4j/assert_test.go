@@ -1,9 +1,13 @@
 package neo4j
 
 import (
+	"bytes"
+	"encoding/json"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +65,8 @@ func TestGraphCodecKeepsKinds(t *testing.T) {
 	if again != s {
 		t.Errorf("encoding is not deterministic:\n%s\n%s", s, again)
 	}
-	if _, err := encodeGraph(&chunkGraph{Entities: []entityAssertion{{Props: map[string]any{"m": map[string]any{}}}}}); err == nil {
-		t.Error("a map prop was encoded")
+	if _, err := encodeGraph(&chunkGraph{Entities: []entityAssertion{{Props: map[string]any{"f": math.Inf(1)}}}}); err == nil {
+		t.Error("an infinite prop was encoded")
 	}
 }
 
@@ -166,5 +170,22 @@ func TestPlanSkipsUnchangedAssertions(t *testing.T) {
 				t.Errorf("withdrawn mentions %v, want %d", p.unmentions, tc.unmentions)
 			}
 		})
+	}
+}
+
+func TestWriteStringIsJSON(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "nl\n\r\t", "\x00\x01\x1f\x7f", "Zoë 東京 🚀", "<&>", "\u2028", "bad\xffutf8"} {
+		var b bytes.Buffer
+		writeString(&b, s)
+		var back string
+		if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+			t.Errorf("%q encodes as %s, not JSON: %v", s, b.String(), err)
+			continue
+		}
+		want := strings.ToValidUTF8(s, "\uFFFD")
+		if back != want {
+			t.Errorf("%q round-trips to %q", s, back)
+		}
 	}
 }

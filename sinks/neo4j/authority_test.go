@@ -167,6 +167,9 @@ func TestReservedNamesRefused(t *testing.T) {
 		{"relation_prop_sources", func(tn string) event.Event {
 			return upsert(tn, "c", 1, ts(0), []event.Entity{ent("x", "Person", "X", nil)}, []event.Relation{rel("x", "KNOWS", "x", map[string]any{"sources": "y"})})
 		}, `relations[0].props.sources: reserved by the graph model`},
+		{"entity_prop_map", func(tn string) event.Event {
+			return upsert(tn, "c", 1, ts(0), []event.Entity{ent("x", "Person", "X", map[string]any{"m": map[string]any{"a": int64(1)}})}, nil)
+		}, `entities[0].props.m: value of type map[string]interface {} (Neo4j stores scalars and arrays of scalars only)`},
 		{"bad_label", func(tn string) event.Event {
 			return upsert(tn, "c", 1, ts(0), []event.Entity{ent("x", "Person`) DETACH DELETE (n", "X", nil)}, nil)
 		}, "entities[0].type: \"Person`) DETACH DELETE (n\" must match"},

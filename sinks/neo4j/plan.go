@@ -2,7 +2,6 @@ package neo4j
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -221,12 +220,10 @@ func chunkProps(w *pipeline.Write, assertions string, meta chunkMeta) (map[strin
 	}
 	if ev.Metadata != nil {
 		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(ev.Metadata); err != nil {
-			return nil, fmt.Errorf("metadata: %w", err)
+		if err := appendProps(&b, ev.Metadata); err != nil {
+			return nil, fmt.Errorf("metadata.%w", err)
 		}
-		props["metadata"] = strings.TrimSuffix(b.String(), "\n")
+		props["metadata"] = b.String()
 	}
 	if r.CorrelationID != "" {
 		props["correlation_id"] = r.CorrelationID
