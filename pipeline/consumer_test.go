@@ -227,8 +227,8 @@ func TestTransientAndSinkDown(t *testing.T) {
 			var retries atomic.Int64
 			var paused, resumed atomic.Bool
 			hooks := pipeline.Hooks{
-				Retry: func(_ string, _ int32, stage string, _ pipeline.Class, _ error) {
-					if stage == "sink" {
+				Retry: func(_ string, _ int32, store string, _ pipeline.Class, _ error) {
+					if store == "neo4j" {
 						retries.Add(1)
 					}
 				},

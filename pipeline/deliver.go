@@ -19,15 +19,19 @@ var errAgain = errors.New("batch changed; apply again")
 // (the batch stays uncommitted).
 //
 // A cycle dead-letters the records that failed, then applies the rest.
-// Transient errors are retried inside the cycle (retry); a store that stays
-// down, or runs out of transient retries, pauses the partition's fetching
-// and the cycle is repeated with a slow, doubling backoff until it succeeds
-// or the worker is aborted. Nothing is dead-lettered for a store being down.
+// Transient errors are retried inside the cycle (retry); a store that is
+// down — its own answer says so, its breaker is open, or it ran out of
+// transient retries — pauses the partition's fetching, and the cycle is
+// repeated until it succeeds or the worker is aborted: when the store's
+// breaker lets calls through again (a Waiter error), else after a slow,
+// doubling backoff. Nothing is dead-lettered for a store being down, and
+// nothing is committed past the batch meanwhile.
 func (w *partition) deliver(b *Batch, decode time.Duration) bool {
 	n, bytes := len(b.Records), b.Bytes
 	start := time.Now()
 	attempts := 0
 	backoff := w.c.opts.SinkDownBackoff
+	down := 0
 	for {
 		err := w.cycle(b, &attempts)
 		if err == nil {
@@ -45,13 +49,30 @@ func (w *partition) deliver(b *Batch, decode time.Duration) bool {
 			return false
 		}
 		w.pause(PauseSinkDown)
-		w.log.Error().Err(err).Stringer("class", ClassOf(err)).Int64("offset", b.Records[0].Src.Offset).
-			Dur("retry_in", backoff).Msg("store down; partition paused, retrying")
+		wake := waitOf(err)
+		// The first failure says why at error level; the retries of a
+		// store that stays down would repeat it every backoff.
+		ev := w.log.Debug()
+		if down == 0 {
+			ev = w.log.Error()
+		}
+		down++
+		ev.Err(err).Stringer("class", ClassOf(err)).Int64("offset", b.Records[0].Src.Offset).
+			Dur("retry_in", backoff).Bool("wakes_with_breaker", wake != nil).Int("cycles", down).
+			Msg("store down; partition paused, retrying")
+		t := time.NewTimer(backoff)
 		select {
 		case <-w.ctx.Done():
-		case <-time.After(backoff):
+		case <-t.C:
+			backoff = min(2*backoff, w.c.opts.SinkDownMaxBackoff)
+		case <-wake:
+			backoff = w.c.opts.SinkDownBackoff
 		}
-		backoff = min(2*backoff, w.c.opts.SinkDownMaxBackoff)
+		t.Stop()
+	}
+	if down > 0 {
+		w.log.Info().Int("cycles", down).Dur("down_for", time.Since(start).Round(time.Millisecond)).
+			Msg("store back; partition resumed")
 	}
 	w.resume(PauseSinkDown)
 	w.finish(b, n, bytes, decode, time.Since(start), attempts)
@@ -109,7 +130,7 @@ func (w *partition) takeCulprits(b *Batch, err error) error {
 	if fresh == 0 {
 		// The store blames no record of this batch that is still in it: it is
 		// not the records.
-		return SinkDown(fmt.Errorf("permanent error naming no record of the batch: %w", err))
+		return w.storeDown(err, fmt.Errorf("permanent error naming no record of the batch: %w", err))
 	}
 	if w.c.dl == nil {
 		w.halt = w.stoppedAt(first)
@@ -145,12 +166,17 @@ func (w *partition) deadLetter(b *Batch) error {
 		return nil
 	}
 	err := w.c.retry(w.ctx, func(ctx context.Context) error { return w.c.dl.Send(ctx, recs) },
-		func(err error) { w.retried("dlq", recs[0].Src.Offset, err) })
+		func(err error) { w.retried(storeDLQ, recs[0].Src.Offset, err) }, func(error) string { return storeDLQ })
 	if err == nil {
 		for _, r := range recs {
 			r.Outcome = OutcomeDeadLettered
+			w.c.hooks.deadLettered(w.k.t, w.k.p, ErrorClass(r.Err), r.Stage)
 		}
 		return nil
+	}
+	var ex *ExhaustedError
+	if errors.As(err, &ex) {
+		trip(w.c.dl, err)
 	}
 	if ClassOf(err) == ClassPermanent && w.ctx.Err() == nil {
 		first := recs[0]
@@ -167,18 +193,56 @@ func (w *partition) deadLetter(b *Batch) error {
 	return err
 }
 
-// apply runs Authority.Apply with the transient-retry policy.
+// storeDLQ names the dead-letter queue where stores are named: the Retry
+// hook, ExhaustedError.
+const storeDLQ = "dlq"
+
+// apply runs Authority.Apply with the transient-retry policy. A cycle that
+// runs out of retries trips the breaker of the store whose errors it was.
 func (w *partition) apply(b *Batch, attempts *int) error {
-	return w.c.retry(w.ctx, func(ctx context.Context) error {
+	err := w.c.retry(w.ctx, func(ctx context.Context) error {
 		*attempts++
 		return w.c.auth.Apply(ctx, b, w.follow)
-	}, func(err error) { w.retried("sink", b.Records[0].Src.Offset, err) })
+	}, func(err error) { w.retried(w.c.storeName(err), b.Records[0].Src.Offset, err) }, w.c.storeName)
+	var ex *ExhaustedError
+	if errors.As(err, &ex) {
+		trip(w.c.storeOf(err), err)
+	}
+	return err
+}
+
+// storeOf returns the store an error of Apply comes from: the sink when
+// the follower failed, else the authority.
+func (c *Consumer) storeOf(err error) any {
+	var se *sinkError
+	if errors.As(err, &se) {
+		return c.sink
+	}
+	return c.auth
+}
+
+// storeName returns the Name of storeOf(err).
+func (c *Consumer) storeName(err error) string {
+	var se *sinkError
+	if errors.As(err, &se) {
+		return c.sink.Name()
+	}
+	return c.auth.Name()
+}
+
+// storeDown concludes that the store cause came from is down although
+// none of its answers said so (a batch refused in a way no record
+// explains): its breaker opens, and err is returned as SinkDown.
+func (w *partition) storeDown(cause, err error) error {
+	err = SinkDown(err)
+	trip(w.c.storeOf(cause), err)
+	return err
 }
 
 // retried reports a retry of the batch starting at offset.
-func (w *partition) retried(stage string, offset int64, err error) {
-	w.log.Warn().Err(err).Str("stage", stage).Int64("offset", offset).Msg("transient error; retrying")
-	w.c.hooks.retry(w.k.t, w.k.p, stage, ClassOf(err), err)
+func (w *partition) retried(store string, offset int64, err error) {
+	w.log.Warn().Err(err).Str("store", store).Int64("offset", offset).Msg("retrying after a transient error")
+	w.c.hooks.retry(w.k.t, w.k.p, store, ClassOf(err), err)
 }
 
 // sinkError marks an error as the follower's, so a refused record's stage
@@ -220,9 +284,9 @@ func (w *partition) applyIsolating(b *Batch, attempts *int) error {
 	case berr != nil:
 		return berr
 	case len(culprits) == 0:
-		return SinkDown(fmt.Errorf("batch refused, but none of its parts alone: %w", err))
+		return w.storeDown(err, fmt.Errorf("batch refused, but none of its parts alone: %w", err))
 	case singles == len(valid):
-		return SinkDown(fmt.Errorf("every record of the batch refused alike: %w", err))
+		return w.storeDown(err, fmt.Errorf("every record of the batch refused alike: %w", err))
 	}
 	return Permanent(errors.Join(culprits...))
 }
@@ -285,44 +349,66 @@ func recordErrors(err error) []*RecordError {
 	return out
 }
 
-// retry runs op until it succeeds, fails with an error that is not
-// transient, or the transient budget (Options.Retry) runs out: exponential
-// backoff with full jitter, context-aware. An exhausted budget returns the
-// last error as SinkDown: running out of transient retries never
-// dead-letters anything. This is the one place the retry policy lives.
-func (c *Consumer) retry(ctx context.Context, op func(context.Context) error, onRetry func(error)) error {
-	start := time.Now()
+// errRetryBudget is the cause of a retry cycle's context ending at
+// Options.Retry.MaxElapsed.
+var errRetryBudget = errors.New("retry budget spent (pipeline.retry.max_elapsed)")
+
+// retry is the one place the retry policy lives (DESIGN.md §5). It runs op
+// until it succeeds, fails with an error that is not transient, or the
+// cycle's budget runs out: at most Retry.MaxAttempts attempts and at most
+// Retry.MaxElapsed in all — a deadline on the context op gets, so a store
+// that hangs cannot stretch the cycle either. Between attempts it waits an
+// exponential backoff from Retry.InitialBackoff, doubling up to
+// Retry.MaxBackoff, plus a random jitter of up to Retry.InitialBackoff, so
+// partitions failing together do not retry in lockstep. A cancelled ctx
+// ends it at once, within an attempt or a wait.
+//
+// onRetry is called before each retry with the error being retried. A
+// spent budget returns an *ExhaustedError naming storeName(last error),
+// classified SinkDown: running out of transient retries never
+// dead-letters anything, it pauses (and the caller trips the store's
+// breaker).
+func (c *Consumer) retry(ctx context.Context, op func(context.Context) error, onRetry func(error), storeName func(error) string) error {
 	ro := &c.opts.Retry
+	cctx, cancel := context.WithTimeoutCause(ctx, ro.MaxElapsed, errRetryBudget)
+	defer cancel()
+	start := time.Now()
 	attempts := 0
+	var last error
 	err := retry.Do(
 		func() error {
+			if attempts > 0 {
+				onRetry(last)
+			}
 			attempts++
-			return op(ctx)
+			last = op(cctx)
+			return last
 		},
-		retry.Context(ctx),
+		retry.Context(cctx),
 		retry.Attempts(uint(ro.MaxAttempts)),
 		retry.Delay(ro.InitialBackoff),
 		retry.MaxDelay(ro.MaxBackoff),
-		retry.DelayType(retry.FullJitterBackoffDelay),
+		retry.MaxJitter(ro.InitialBackoff),
+		retry.DelayType(retry.CombineDelay(retry.BackOffDelay, retry.RandomDelay)),
 		retry.LastErrorOnly(true),
 		retry.RetryIf(func(err error) bool {
-			return ctx.Err() == nil && ClassOf(err) == ClassTransient && time.Since(start) < ro.MaxElapsed
-		}),
-		retry.OnRetry(func(n uint, err error) {
-			if int(n)+1 < ro.MaxAttempts {
-				onRetry(err)
-			}
+			return cctx.Err() == nil && ClassOf(err) == ClassTransient
 		}),
 	)
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case ctx.Err() != nil:
-		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
-	case ClassOf(err) == ClassTransient:
-		return SinkDown(fmt.Errorf("transient errors for %s after %d attempts: %w", time.Since(start).Round(time.Millisecond), attempts, err))
 	}
-	return err
+	if last == nil {
+		last = err // the context ended before the first attempt
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", context.Cause(ctx), last)
+	case ClassOf(last) == ClassTransient:
+		return SinkDown(&ExhaustedError{Store: storeName(last), Attempts: attempts,
+			Elapsed: time.Since(start), Err: last})
+	}
+	return last
 }
 
 // finish marks a delivered batch for commit and reports it.

@@ -18,9 +18,14 @@ type Hooks struct {
 	Keyless func(topic string, partition int32)
 	// Batch is called when a batch is in both stores (or the DLQ).
 	Batch func(BatchStats)
-	// Retry is called before a failed store or dead-letter call is tried
-	// again; stage is "sink" or "dlq".
-	Retry func(topic string, partition int32, stage string, class Class, err error)
+	// Retry is called when a store call that failed with a transient error
+	// is tried again, after the backoff: store is the Name of the
+	// authority or sink whose error it was, or "dlq"; err is the error
+	// being retried.
+	Retry func(topic string, partition int32, store string, class Class, err error)
+	// DeadLettered is called for each record the dead-letter topic
+	// acknowledged, with its ragstream.error.class (ErrorClass) and stage.
+	DeadLettered func(topic string, partition int32, class, stage string)
 	// Committed is called after an offset commit of a partition succeeded,
 	// with what the commit covers.
 	Committed func(CommitStats)
@@ -144,9 +149,15 @@ func (h *Hooks) batch(s BatchStats) {
 	}
 }
 
-func (h *Hooks) retry(t string, p int32, stage string, c Class, err error) {
+func (h *Hooks) retry(t string, p int32, store string, c Class, err error) {
 	if h.Retry != nil {
-		h.Retry(t, p, stage, c, err)
+		h.Retry(t, p, store, c, err)
+	}
+}
+
+func (h *Hooks) deadLettered(t string, p int32, class, stage string) {
+	if h.DeadLettered != nil {
+		h.DeadLettered(t, p, class, stage)
 	}
 }
 
