@@ -10,7 +10,8 @@
 // (consumer.go), the per-partition worker with batching and backpressure
 // (partition.go), delivery with retries, dead-lettering and bisection
 // (deliver.go), the checkpointer and committer (checkpoint.go), Hooks for
-// metrics (hooks.go). The lead's files hold the types that flow: Record and
+// metrics (hooks.go), and how delivery cooperates with the stores' circuit
+// breakers (down.go; the breakers themselves are package pipeline/breaker). The lead's files hold the types that flow: Record and
 // Batch, the error classes, the Authority and Sink interfaces and the fold.
 //
 // Invariants the tests hold the package to:

@@ -1,8 +1,9 @@
 // Package pipelinetest holds in-memory stores for testing the pipeline, in
 // the spirit of net/http/httptest: Store implements both pipeline.Authority
 // and pipeline.Sink faithfully (the version fold, per-key state, deletion
-// markers), records what it was given, and fails on demand; NullSink and
-// NullAuthority cost nothing, for benchmarks.
+// markers), records what it was given, and fails on demand; DeadLetters is
+// a dead-letter queue that does the same; NullSink and NullAuthority cost
+// nothing, for benchmarks.
 package pipelinetest
 
 import (
@@ -47,7 +48,8 @@ type Logged struct {
 // batch need not be one critical section.
 //
 // Failure injection applies to every Apply and Write call: FailNext,
-// Block, BlockAfter, SetDelay, RejectIf, RefuseBatchIf, CrashAfterCommit. A blocked or delayed call
+// FailFor, Block, BlockAfter, SetDelay, RejectIf, RefuseBatchIf,
+// CrashAfterCommit. A blocked or delayed call
 // gives up when its context ends, as a real store call does.
 type Store struct {
 	name string
@@ -58,6 +60,8 @@ type Store struct {
 	offsets   map[partKey][]int64
 	calls     int
 	fails     []error
+	failUntil time.Time
+	failErr   error
 	crashes   int
 	delay     time.Duration
 	gate      chan struct{}
@@ -89,6 +93,14 @@ func (s *Store) FailNext(n int, err error) {
 	for range n {
 		s.fails = append(s.fails, err)
 	}
+}
+
+// FailFor makes every call for the next d fail with err (after FailNext's
+// errors), as a store that is down for a while does.
+func (s *Store) FailFor(d time.Duration, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failUntil, s.failErr = time.Now().Add(d), err
 }
 
 // CrashAfterCommit makes the next n calls commit their writes and then
@@ -178,6 +190,8 @@ func (s *Store) enter(ctx context.Context) error {
 	var fail error
 	if len(s.fails) > 0 {
 		fail, s.fails = s.fails[0], s.fails[1:]
+	} else if time.Now().Before(s.failUntil) {
+		fail = s.failErr
 	}
 	s.mu.Unlock()
 	if gate != nil {
