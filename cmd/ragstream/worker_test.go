@@ -15,10 +15,13 @@ import (
 	"time"
 
 	neo4jdrv "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	qc "github.com/qdrant/go-client/qdrant"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ragstream/ragstream/config"
+	"github.com/ragstream/ragstream/dlq"
 	"github.com/ragstream/ragstream/internal/logging"
 	"github.com/ragstream/ragstream/internal/metrics/metricstest"
 	"github.com/ragstream/ragstream/internal/sample"
@@ -53,35 +56,108 @@ func unique(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// testWorker is a worker on in-process Kafka and the Qdrant stand-in, with
-// the Neo4j at neo4jURI.
+// testWorker is a worker running on a workerEnv: in-process Kafka and a
+// Qdrant stand-in of its own by default, with the Neo4j at the env's URI.
 type testWorker struct {
 	*worker
-	kafka *kfake.Cluster
-	base  string // http://host:port of the admin port
+	env   *workerEnv
+	kafka *kfake.Cluster // nil on real Kafka
+	base  string         // http://host:port of the admin port
 	logs  *syncBuffer
+
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// workerEnv is what test workers run on: a Kafka with the test's topic, a
+// Qdrant and a Neo4j, and the group and collection the workers use. Workers
+// started on one env share all of it, so a test can stop a worker and start
+// another one with a changed configuration.
+type workerEnv struct {
+	t          *testing.T
+	brokers    []string
+	kafka      *kfake.Cluster // nil on real Kafka
+	topic      string
+	partitions int32
+	// standIn is the Qdrant stand-in (its Faults inject failures); nil when
+	// the env runs on qdranttest.Target.
+	standIn    *qdranttest.Server
+	qdrant     qdranttest.TargetInfo
+	neo4jURI   string
+	group      string
+	collection string
+}
+
+// envOptions shape newWorkerEnv.
+type envOptions struct {
+	// realKafka runs on the test Kafka (testenv.KafkaBrokers) with a topic
+	// of the test's own, deleted with its DLQ topic when the test ends;
+	// otherwise on an in-process kfake cluster.
+	realKafka bool
+	// partitions of the topic; default 3.
+	partitions int32
+	// qdrantTarget runs on qdranttest.Target (a real Qdrant when
+	// RAGSTREAM_TEST_QDRANT_ADDR is set) instead of a stand-in of the
+	// test's own: for tests that need no Qdrant fault injection.
+	qdrantTarget bool
 }
 
 func startTestWorker(t *testing.T, neo4jURI string, mutate func(*config.Config)) *testWorker {
 	t.Helper()
-	topic := unique("events_")
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	qs := qdranttest.Start(t)
+	return newWorkerEnv(t, neo4jURI, envOptions{}).start(mutate)
+}
 
+func newWorkerEnv(t *testing.T, neo4jURI string, o envOptions) *workerEnv {
+	t.Helper()
+	e := &workerEnv{t: t, neo4jURI: neo4jURI, partitions: max(o.partitions, 3),
+		topic: unique("events_"), group: unique("group_"), collection: unique("chunks_")}
+	if o.realKafka {
+		e.brokers = testenv.KafkaBrokers(t)
+		createTopic(t, e.brokers, e.topic, e.partitions)
+	} else {
+		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(e.partitions, e.topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(kc.Close)
+		e.kafka, e.brokers = kc, kc.ListenAddrs()
+	}
+	if o.qdrantTarget {
+		e.qdrant = qdranttest.Target(t)
+		if e.qdrant.Real {
+			t.Cleanup(func() { deleteCollection(t, e.qdrant, e.collection) })
+		}
+	} else {
+		e.standIn = qdranttest.Start(t)
+		host, port := e.standIn.HostPort()
+		e.qdrant = qdranttest.TargetInfo{Host: host, Port: port}
+	}
+	return e
+}
+
+// config returns the configuration of the env's workers.
+func (e *workerEnv) config() config.Config {
 	cfg := config.Default()
-	cfg.Kafka.Brokers = kc.ListenAddrs()
-	cfg.Kafka.Topics = []string{topic}
-	cfg.Kafka.Group = unique("group_")
-	cfg.Qdrant.Addr = qs.Addr()
-	cfg.Qdrant.Collection = unique("chunks_")
-	cfg.Neo4j.URI = neo4jURI
+	cfg.Kafka.Brokers = e.brokers
+	cfg.Kafka.Topics = []string{e.topic}
+	cfg.Kafka.Group = e.group
+	cfg.Qdrant.Addr = e.qdrant.Addr()
+	cfg.Qdrant.APIKey = config.Secret(e.qdrant.APIKey)
+	cfg.Qdrant.Collection = e.collection
+	cfg.Neo4j.URI = e.neo4jURI
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Admin.ReadinessInterval = config.Duration(500 * time.Millisecond)
 	cfg.Pipeline.Batch.Linger = config.Duration(20 * time.Millisecond)
+	return cfg
+}
+
+// start starts a worker on the env; it runs until stop or the end of the
+// test. mutate adjusts the configuration first.
+func (e *workerEnv) start(mutate func(*config.Config)) *testWorker {
+	t := e.t
+	t.Helper()
+	cfg := e.config()
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -99,20 +175,14 @@ func startTestWorker(t *testing.T, neo4jURI string, mutate func(*config.Config))
 		cancel()
 		t.Fatalf("newWorker: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.run(ctx) }()
+	tw := &testWorker{worker: w, env: e, kafka: e.kafka, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { tw.done <- w.run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker run: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("worker did not stop within 60 s of cancellation")
+		tw.stop(t)
+		if t.Failed() {
+			t.Logf("log of the worker (tail):\n%s", tailLines(logs.String(), 40))
 		}
 	})
-	tw := &testWorker{worker: w, kafka: kc, logs: logs}
 	waitFor(t, 30*time.Second, "the admin port to listen", func() bool {
 		if a := w.server.Addr(); a != "" && !strings.HasSuffix(a, ":0") {
 			tw.base = "http://" + a
@@ -121,6 +191,32 @@ func startTestWorker(t *testing.T, neo4jURI string, mutate func(*config.Config))
 		return false
 	})
 	return tw
+}
+
+// stop cancels the worker and waits until run returns, which must be
+// without error and within a minute; later calls do nothing.
+func (tw *testWorker) stop(t *testing.T) {
+	t.Helper()
+	tw.once.Do(func() {
+		tw.cancel()
+		select {
+		case err := <-tw.done:
+			if err != nil {
+				t.Errorf("worker run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("worker did not stop within 60 s of cancellation")
+		}
+	})
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -327,4 +423,69 @@ func deleteTenants(t *testing.T, tenants []string) {
 
 func neo4jExec(ctx context.Context, drv neo4jdrv.DriverWithContext, q string, params map[string]any) (*neo4jdrv.EagerResult, error) {
 	return neo4jdrv.ExecuteQuery(ctx, drv, q, params, neo4jdrv.EagerResultTransformer)
+}
+
+// createTopic creates topic on the real test Kafka and waits until every
+// partition has a leader. The topic and its DLQ topic are deleted when the
+// test ends.
+func createTopic(t *testing.T, brokers []string, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	t.Cleanup(func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, topic, dlq.TopicFor("", topic))
+	})
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if td, ok := md.Topics[topic]; ok && td.Err == nil && len(td.Partitions) == int(partitions) {
+				ready := true
+				for _, p := range td.Partitions {
+					ready = ready && p.Err == nil && p.Leader >= 0
+				}
+				if ready {
+					return
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s has no leaders after a minute: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deleteCollection removes a test's collection from a real Qdrant.
+func deleteCollection(t *testing.T, ti qdranttest.TargetInfo, name string) {
+	c, err := qc.NewClient(ti.Config())
+	if err != nil {
+		t.Logf("delete collection %s: %v", name, err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.DeleteCollection(ctx, name); err != nil {
+		t.Logf("delete collection %s: %v", name, err)
+	}
 }
