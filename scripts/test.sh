@@ -91,9 +91,15 @@ scripts/services.sh down
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 
+# go test -json through testsummary: a line per package, the whole output
+# of each failed test, and a closing "N passed, N failed, N skipped" line.
+SUMMARY=$(mktemp -d)/testsummary
+go build -o "$SUMMARY" ./internal/tools/testsummary
+
 rc=0
 echo "test.sh: go test -race -count=1 -timeout 25m ${PKGS[*]}"
-run go test -race -count=1 -timeout 25m "${PKGS[@]}" || rc=$?
+# shellcheck disable=SC2016 # expanded by the inner shell
+run bash -o pipefail -c 'go test -json -race -count=1 -timeout 25m "$@" 2>&1 | "$0"' "$SUMMARY" "${PKGS[@]}" || rc=$?
 
 # Bounded fuzzing of the event decoder, once its fuzz target exists.
 if ((rc == 0)) && [[ $FUZZTIME != 0 ]] && [[ ${PKGS[*]} == ./... ]] &&
