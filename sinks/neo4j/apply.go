@@ -109,11 +109,13 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	if err := tx.execTyped(ctx, "recompute relationships", cypherRelationReplace, relReplace); err != nil {
 		return err
 	}
+	if err := tx.merge(ctx, "merge entities", cypherEntityMerge, cypherEntityMergeGeneral, entityMergeRows(p.entIn), false); err != nil {
+		return err
+	}
 	for _, st := range []struct {
 		name, cypher string
 		rows         []any
 	}{
-		{"merge entities", cypherEntityMerge, entityMergeRows(p.entIn)},
 		{"upsert chunks", cypherUpsertChunks, p.upserts},
 		{"remove deletion markers", cypherUnmark, p.unmarks},
 	} {
@@ -121,7 +123,7 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 			return err
 		}
 	}
-	if err := tx.execTyped(ctx, "merge relationships", cypherRelationMerge, relationMergeRows(p.relIn)); err != nil {
+	if err := tx.merge(ctx, "merge relationships", cypherRelationMerge, cypherRelationMergeGeneral, relationMergeRows(p.relIn), true); err != nil {
 		return err
 	}
 	if err := tx.exec(ctx, "delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut), nil); err != nil {
@@ -370,6 +372,39 @@ func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) e
 			return err
 		}
 		if err := r.exec(ctx, step, q, g.rows, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge runs a merge's fast statement over rows, then its general statement
+// over the rows the fast one returned; typed merges are templates run once
+// per relationship type.
+func (r *runner) merge(ctx context.Context, step, fast, general string, rows []any, typed bool) error {
+	groups := []typeGroup{{rows: rows}}
+	if typed {
+		groups = byType(rows)
+	}
+	for _, g := range groups {
+		qf, qg := fast, general
+		if typed {
+			var err error
+			if qf, err = relType(fast, g.typ); err != nil {
+				return err
+			}
+			if qg, err = relType(general, g.typ); err != nil {
+				return err
+			}
+		}
+		var left []any
+		if err := r.query(ctx, step, qf, g.rows, func(rec *neo4j.Record) error {
+			left = append(left, rows[rec.Values[0].(int64)])
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := r.exec(ctx, step+" (general)", qg, left, nil); err != nil {
 			return err
 		}
 	}

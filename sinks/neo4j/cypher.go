@@ -128,36 +128,46 @@ const (
 	relationOwn = `['sources', '_rank', '_pk', '_pr']`
 )
 
-// mergeKeys applies the merge rule to element n (locked by the statement's
-// first SET, so what it reads is not changing under it) for row r: the
-// batch's assertions of n merged in Go, with rank (the highest), keys, vals,
-// ranks (per key), props (keys to vals) and uniform (every key at rank).
-//
+// The merge rule's bookkeeping on an element n (entity or relationship):
 // n._rank is the highest rank of n's assertions; _pk/_pr list the keys whose
 // winning assertion ranks lower, and their ranks (absent when none), so a
 // key's rank is its _pr entry, else _rank if n has the key, else none. A key
-// takes the incoming value when the incoming rank is at least the key's.
+// takes an incoming value when the incoming rank is at least the key's.
 //
-// The fast path, taken when the row outranks n and restates every key of n
-// at one rank, is a plain map SET; the general path computes the winners and
-// the new exceptions. own is the element's own keys (entityOwn, relationOwn).
+// Each merge has two statements. The fast one merges every row and handles
+// the common case — the row outranks n and restates every key n has, at one
+// rank — as a plain map SET; it returns the rows it could not take (the row
+// ranks lower than n, n has keys of lower rank, or the row leaves out some
+// of n's keys). Only those go through the general one, which computes the
+// winners key by key and the new exceptions. Rows carry, from the batch's
+// assertions of n merged in Go: i, rank (the highest), keys, vals, ranks (per
+// key), props (keys to vals) and uniform (every key at rank).
+
+// mergeFast is the test and the SET of the fast path; n is locked by the
+// statement's first SET before anything of it is read.
+func mergeFast(own, set string) string {
+	return `
+WITH n, r, coalesce(n._rank, '') AS top, n._pk IS NULL AS plain, [k IN keys(n) WHERE NOT k IN ` + own + `] AS uk, n.type AS old
+WITH n, r, old, r.uniform AND r.rank >= top AND plain AND all(k IN uk WHERE k IN r.keys) AS fast
+FOREACH (_ IN CASE WHEN fast THEN [1] ELSE [] END | ` + set + `)
+WITH r, fast WHERE NOT fast
+RETURN r.i AS i`
+}
+
+// mergeKeys is the general path for n, locked by the statement's first SET.
 func mergeKeys(own string) string {
 	return `
 WITH n, r, coalesce(n._rank, '') AS top, coalesce(n._pk, []) AS pk, coalesce(n._pr, []) AS pr,
      [k IN keys(n) WHERE NOT k IN ` + own + `] AS uk
-WITH n, r, top, pk, pr, uk,
-     r.uniform AND r.rank >= top AND size(pk) = 0 AND all(k IN uk WHERE k IN r.keys) AS fast,
-     CASE WHEN r.rank > top THEN r.rank ELSE top END AS newTop
-WITH n, r, top, pk, pr, uk, fast, newTop,
-     CASE WHEN fast THEN [] ELSE [i IN range(0, size(r.keys) - 1)
+WITH n, r, top, pk, pr, uk, CASE WHEN r.rank > top THEN r.rank ELSE top END AS newTop,
+     [i IN range(0, size(r.keys) - 1)
        WHERE r.ranks[i] >= coalesce(pr[[j IN range(0, size(pk) - 1) WHERE pk[j] = r.keys[i]][0]],
-                                    CASE WHEN r.keys[i] IN uk THEN top ELSE '' END)] END AS win
-FOREACH (_ IN CASE WHEN fast THEN [1] ELSE [] END | SET n += r.props)
+                                    CASE WHEN r.keys[i] IN uk THEN top ELSE '' END)] AS win
 FOREACH (i IN win | SET n[r.keys[i]] = r.vals[i])
-WITH n, r, top, newTop, CASE WHEN fast THEN [] ELSE
-       [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN [i IN win | r.keys[i]] AND pr[j] <> newTop | [pk[j], pr[j]]] +
-       CASE WHEN top = newTop THEN [] ELSE [k IN uk WHERE NOT k IN pk AND NOT k IN [i IN win | r.keys[i]] | [k, top]] END +
-       [i IN win WHERE r.ranks[i] <> newTop | [r.keys[i], r.ranks[i]]] END AS exc
+WITH n, r, top, newTop,
+     [j IN range(0, size(pk) - 1) WHERE NOT pk[j] IN [i IN win | r.keys[i]] AND pr[j] <> newTop | [pk[j], pr[j]]] +
+     CASE WHEN top = newTop THEN [] ELSE [k IN uk WHERE NOT k IN pk AND NOT k IN [i IN win | r.keys[i]] | [k, top]] END +
+     [i IN win WHERE r.ranks[i] <> newTop | [r.keys[i], r.ranks[i]]] AS exc
 SET n._rank = newTop,
     n._pk = CASE WHEN size(exc) = 0 THEN null ELSE [e IN exc | e[0]] END,
     n._pr = CASE WHEN size(exc) = 0 THEN null ELSE [e IN exc | e[1]] END`
@@ -165,12 +175,22 @@ SET n._rank = newTop,
 
 // cypherEntityMerge merges the batch's incoming assertions into each entity
 // (one row per entity, already merged among themselves), creating it when
-// new. The highest rank also sets name, type and the type label. Rows are
-// sorted by key, so concurrent batches lock shared entities in one order.
-// Rows: {tenant, id, name, type, rank, keys, vals, ranks, props, uniform}.
+// new; on the fast path the row also sets name, type and the type label.
+// Rows are sorted by key, so concurrent batches lock shared entities in one
+// order. Rows: {i, tenant, id, name, type, rank, keys, vals, ranks, props,
+// uniform}; returns the rows left for cypherEntityMergeGeneral.
 var cypherEntityMerge = `
 UNWIND $rows AS r
 MERGE (n:Entity {tenant: r.tenant, id: r.id})
+SET n._rank = coalesce(n._rank, '')` + mergeFast(entityOwn, `
+  SET n += r.props, n._rank = r.rank, n.name = r.name, n.type = r.type, n:$(r.type)
+  FOREACH (l IN CASE WHEN old IS NULL OR old = r.type THEN [] ELSE [old] END | REMOVE n:$(l))`)
+
+// cypherEntityMergeGeneral merges the rows the fast path left, key by key;
+// the highest rank also sets name, type and the type label.
+var cypherEntityMergeGeneral = `
+UNWIND $rows AS r
+MATCH (n:Entity {tenant: r.tenant, id: r.id})
 SET n._rank = coalesce(n._rank, '')` + mergeKeys(entityOwn) + `
 WITH n, r, top WHERE r.rank >= top
 SET n.name = r.name
@@ -200,14 +220,23 @@ DELETE t`
 
 // cypherRelationMerge merges the batch's incoming assertions into each
 // relationship, creating it when new, and adds the asserting chunks to its
-// sources. Template (one type); rows: {tenant, from, to, srcs, rank, keys,
-// vals, ranks, props, uniform}.
+// sources. Template (one type); rows: {i, tenant, from, to, srcs, rank, keys,
+// vals, ranks, props, uniform}; returns the rows left for
+// cypherRelationMergeGeneral.
 var cypherRelationMerge = `
 UNWIND $rows AS r
 MATCH (a:Entity {tenant: r.tenant, id: r.from})
 MATCH (b:Entity {tenant: r.tenant, id: r.to})
 MERGE (a)-[n:<TYPE>]->(b)
-SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` + mergeKeys(relationOwn)
+SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` +
+	mergeFast(relationOwn, `SET n += r.props, n._rank = r.rank`)
+
+// cypherRelationMergeGeneral merges the rows the fast path left, key by key.
+// Template (one type).
+var cypherRelationMergeGeneral = `
+UNWIND $rows AS r
+MATCH (:Entity {tenant: r.tenant, id: r.from})-[n:<TYPE>]->(:Entity {tenant: r.tenant, id: r.to})
+SET n._rank = coalesce(n._rank, '')` + mergeKeys(relationOwn)
 
 // cypherDropOrphans deletes entities that lost assertions in this batch and
 // that no chunk mentions any more. Rows: {tenant, id}.

@@ -32,9 +32,11 @@ func docStatements() []struct{ name, cypher string } {
 		{"recompute entities", cypherEntityReplace},
 		{"recompute relationships (per type)", cypherRelationReplace},
 		{"merge entities", cypherEntityMerge},
+		{"merge entities, general path", cypherEntityMergeGeneral},
 		{"upsert chunks", cypherUpsertChunks},
 		{"remove deletion markers", cypherUnmark},
 		{"merge relationships (per type)", cypherRelationMerge},
+		{"merge relationships, general path (per type)", cypherRelationMergeGeneral},
 		{"delete orphaned entities", cypherDropOrphans},
 		{"sweep deletion markers", cypherSweep},
 	} {

@@ -244,7 +244,7 @@ func entityMergeRows(in map[entKey][]ranked) []any {
 	for i, k := range keys {
 		m := mergeAll(in[k])
 		row := m.mergeRow()
-		row["tenant"], row["id"], row["name"], row["type"] = k.Tenant, k.ID, m.name, m.typ
+		row["i"], row["tenant"], row["id"], row["name"], row["type"] = int64(i), k.Tenant, k.ID, m.name, m.typ
 		rows[i] = row
 	}
 	return rows
@@ -257,7 +257,7 @@ func relationMergeRows(in map[relKey]*incomingRel) []any {
 	for i, k := range keys {
 		m := mergeAll(in[k].as)
 		row := m.mergeRow()
-		row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = k.Tenant, k.From, k.Type, k.To, in[k].srcs
+		row["i"], row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = int64(i), k.Tenant, k.From, k.Type, k.To, in[k].srcs
 		rows[i] = row
 	}
 	return rows

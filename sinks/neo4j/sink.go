@@ -119,7 +119,9 @@ const Stage = "sink.neo4j"
 // tombstone sweep uses, if they do not exist yet, and waits until they are
 // online. It is idempotent; run it at start-up.
 func (s *Sink) Setup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timeout, time.Minute))
+	// Creating a constraint on an existing graph builds its index first, and
+	// db.awaitIndexes waits up to 300 s: allow for both, not just Timeout.
+	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timeout, 6*time.Minute))
 	defer cancel()
 	sess := s.session(ctx)
 	defer sess.Close(ctx)
