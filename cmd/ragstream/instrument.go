@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/ragstream/ragstream/admin"
 	"github.com/ragstream/ragstream/internal/metrics"
 	"github.com/ragstream/ragstream/pipeline"
+	"github.com/ragstream/ragstream/pipeline/breaker"
 )
 
 // resultOf maps a store error to the result label of the sink metrics.
@@ -36,6 +42,24 @@ func (s timedSink) Write(ctx context.Context, writes []pipeline.Write) error {
 	return err
 }
 
+// timedDeadLetter measures the dead-letter produces as sink "dlq", op
+// "send".
+type timedDeadLetter struct {
+	pipeline.DeadLetter
+	m *metrics.Metrics
+}
+
+func (d timedDeadLetter) Send(ctx context.Context, recs []*pipeline.Record) error {
+	start := time.Now()
+	err := d.DeadLetter.Send(ctx, recs)
+	d.m.ObserveSink(storeDLQ, "send", resultOf(err), time.Since(start))
+	return err
+}
+
+// storeDLQ names the dead-letter queue where stores are named: its breaker,
+// readiness component and metrics' sink label.
+const storeDLQ = "dlq"
+
 // timedAuthority measures the authority's own share of Apply: the whole
 // call less the follower's write inside it.
 type timedAuthority struct {
@@ -56,8 +80,38 @@ func (a timedAuthority) Apply(ctx context.Context, b *pipeline.Batch, follow fun
 	return err
 }
 
+// breakerListener reports a store's breaker transitions: an open (or
+// half-open) breaker marks the store down in readiness with the failure that
+// opened it and sets ragstream_sink_up to 0; closing marks it up again.
+// ragstream_breaker_state follows every transition. It is called with the
+// breaker's lock held, so it only records.
+func breakerListener(m *metrics.Metrics, ready admin.StatusReporter, log zerolog.Logger) func(breaker.Change) {
+	return func(c breaker.Change) {
+		m.SetBreakerState(c.Store, metrics.BreakerState(c.To))
+		m.SetSinkUp(c.Store, c.To == breaker.Closed)
+		if c.To == breaker.Closed {
+			ready.ReportUp(c.Store)
+			log.Info().Str("store", c.Store).Stringer("from", c.From).Msg("circuit breaker closed: store accepts writes again; partitions resume")
+			return
+		}
+		cause := c.Err
+		if cause == nil {
+			cause = errors.New("no failure recorded")
+		}
+		ready.ReportDown(c.Store, fmt.Errorf("circuit breaker %s: %w", c.To, cause))
+		ev := log.Warn()
+		if c.To == breaker.Open {
+			ev = log.Error()
+		}
+		ev.Str("store", c.Store).Stringer("from", c.From).Stringer("to", c.To).AnErr("cause", c.Err).
+			Msg("circuit breaker " + c.To.String() + ": store down; its partitions pause, nothing is dead-lettered")
+	}
+}
+
 // pipelineHooks feeds the pipeline's events into the metrics registry and
-// the readiness of the group.
+// the readiness of the group. ragstream_partitions_paused counts the
+// partitions paused because a store (or the DLQ) is down; the pauses of
+// backpressure are routine and not counted.
 func pipelineHooks(m *metrics.Metrics, joined func(bool)) pipeline.Hooks {
 	var mu sync.Mutex
 	paused := map[string]map[int32]pipeline.PauseReason{}
@@ -72,7 +126,7 @@ func pipelineHooks(m *metrics.Metrics, joined func(bool)) pipeline.Hooks {
 		} else {
 			paused[t][p] &^= r
 		}
-		m.SetPaused(t, p, paused[t][p] != 0)
+		m.SetPaused(t, p, paused[t][p]&pipeline.PauseSinkDown != 0)
 	}
 	outcomes := [...]string{
 		pipeline.OutcomeApplied:      metrics.OutcomeApplied,
@@ -101,6 +155,10 @@ func pipelineHooks(m *metrics.Metrics, joined func(bool)) pipeline.Hooks {
 			if !s.MinKafkaTime.IsZero() {
 				m.ObserveE2E(time.Since(s.MinKafkaTime))
 			}
+		},
+		Retry: func(_ string, _ int32, store string, _ pipeline.Class, _ error) { m.SinkRetry(store) },
+		DeadLettered: func(_ string, _ int32, class, stage string) {
+			m.DeadLettered(class, stage, 1)
 		},
 		Paused:   func(t string, p int32, r pipeline.PauseReason) { setPause(t, p, r, true) },
 		Resumed:  func(t string, p int32, r pipeline.PauseReason) { setPause(t, p, r, false) },

@@ -13,9 +13,11 @@ import (
 
 	"github.com/ragstream/ragstream/admin"
 	"github.com/ragstream/ragstream/config"
+	"github.com/ragstream/ragstream/dlq"
 	"github.com/ragstream/ragstream/internal/buildinfo"
 	"github.com/ragstream/ragstream/internal/metrics"
 	"github.com/ragstream/ragstream/pipeline"
+	"github.com/ragstream/ragstream/pipeline/breaker"
 	"github.com/ragstream/ragstream/sinks/neo4j"
 	"github.com/ragstream/ragstream/sinks/qdrant"
 )
@@ -32,16 +34,20 @@ type worker struct {
 	server   *admin.Server
 	qdrant   *qdrant.Sink
 	neo4j    *neo4j.Sink
+	dlq      *dlq.Writer
+	breakers []*breaker.Breaker
 	consumer *pipeline.Consumer
 	kadmCl   *kgo.Client
 	adm      *kadm.Client
 }
 
 // newWorker connects to the stores (lazily where the clients allow),
-// prepares them (collection, indexes, constraints) and builds the consumer.
-// A store that is not reachable yet is waited for, with backoff, until ctx
-// ends; a store that refuses ragstream (authentication, a collection of
-// another shape) is an error.
+// prepares them (collection, indexes, constraints), makes sure the
+// dead-letter topics exist, and builds the consumer with a circuit breaker
+// in front of each store and of the DLQ (docs/failure-handling.md). A store
+// that is not reachable yet is waited for, with backoff, until ctx ends; a
+// store that refuses ragstream (authentication, a collection of another
+// shape, DLQ topics it may not create) is an error.
 func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *worker, err error) {
 	w = &worker{cfg: cfg, log: log}
 	defer func() {
@@ -51,7 +57,7 @@ func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *
 	}()
 	w.metrics = metrics.New(buildinfo.Get(), metrics.WithLogger(log))
 	w.metrics.InitTopics(cfg.Kafka.Topics...)
-	w.metrics.InitSinks("qdrant", "neo4j")
+	w.metrics.InitSinks("qdrant", "neo4j", storeDLQ)
 	w.ready = admin.NewReadiness(log, w.metrics)
 	w.server, err = admin.New(admin.ConfigFrom(cfg.Admin), log, w.metrics, w.ready)
 	if err != nil {
@@ -113,17 +119,74 @@ func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *
 		return nil, err
 	}
 
+	w.dlq, err = dlq.NewWriter(dlq.ConfigFrom(cfg.DLQ), kopts, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureDLQTopics(ctx, log, w.dlq, cfg.Kafka.Topics); err != nil {
+		return nil, err
+	}
+
+	// The breakers wrap the timed stores, so the sink metrics observe only
+	// the calls that reach a store, not the ones an open breaker refuses.
+	guard := func(store string) (*breaker.Breaker, error) {
+		b, err := breaker.New(store, breaker.SettingsFrom(cfg.Pipeline.Breaker), breakerListener(w.metrics, w.ready, log))
+		if err == nil {
+			w.breakers = append(w.breakers, b)
+		}
+		return b, err
+	}
+	nb, err := guard(w.neo4j.Name())
+	if err != nil {
+		return nil, err
+	}
+	qb, err := guard(w.qdrant.Name())
+	if err != nil {
+		return nil, err
+	}
+	db, err := guard(storeDLQ)
+	if err != nil {
+		return nil, err
+	}
+
 	hooks := pipelineHooks(w.metrics, func(ok bool) {
 		if ok {
 			w.ready.SetCondition("kafka_group", true, "")
 		}
 	})
 	w.consumer, err = pipeline.New(pipeline.OptionsFromConfig(cfg), kopts,
-		timedAuthority{w.neo4j, w.metrics}, timedSink{w.qdrant, w.metrics}, nil, log, hooks)
+		nb.Authority(timedAuthority{w.neo4j, w.metrics}), qb.Sink(timedSink{w.qdrant, w.metrics}),
+		db.DeadLetter(timedDeadLetter{w.dlq, w.metrics}), log, hooks)
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// dlqEnsureTimeout bounds the start-up check of one dead-letter topic.
+const dlqEnsureTimeout = 15 * time.Second
+
+// ensureDLQTopics makes sure the dead-letter topic of every source topic
+// exists, so a missing permission shows at start-up rather than at the
+// first poison record. A transient failure (Kafka not reachable yet, the
+// source topic not created yet) is logged and left to the first dead
+// letter, which ensures its topic again; a refusal is an error.
+func ensureDLQTopics(ctx context.Context, log zerolog.Logger, w *dlq.Writer, topics []string) error {
+	for _, t := range topics {
+		tctx, cancel := context.WithTimeout(ctx, dlqEnsureTimeout)
+		err := w.EnsureTopic(tctx, t)
+		cancel()
+		switch {
+		case err == nil:
+			log.Debug().Str("topic", t).Str("dlq_topic", w.TopicFor(t)).Msg("dead-letter topic ready")
+		case pipeline.ClassOf(err) == pipeline.ClassTransient && ctx.Err() == nil:
+			log.Warn().Err(err).Str("topic", t).Str("dlq_topic", w.TopicFor(t)).
+				Msg("dead-letter topic not ensured yet; the first dead letter tries again")
+		default:
+			return fmt.Errorf("dead-letter topic %s of %s: %w", w.TopicFor(t), t, err)
+		}
+	}
+	return nil
 }
 
 // setupStore runs a store's start-up preparation, waiting with backoff while
@@ -196,6 +259,18 @@ func (w *worker) run(ctx context.Context) error {
 }
 
 func (w *worker) close() {
+	for _, b := range w.breakers {
+		b.Stop()
+	}
+	if w.dlq != nil {
+		// The consumer has drained: this only waits for produces a Send gave
+		// up on, which are not committed and so are redone after a restart.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := w.dlq.Close(ctx); err != nil {
+			w.log.Warn().Err(err).Msg("dead-letter producer closed with records unacknowledged; their offsets are not committed")
+		}
+		cancel()
+	}
 	if w.kadmCl != nil {
 		w.kadmCl.Close()
 	}
