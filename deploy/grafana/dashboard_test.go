@@ -167,6 +167,9 @@ func TestEveryQueryNamesAnExportedMetric(t *testing.T) {
 		"ragstream_sink_duration_seconds", "ragstream_batch_records",
 		"ragstream_partitions_paused", "ragstream_http_requests_total",
 		"ragstream_http_request_duration_seconds",
+		// Failure handling: breakers, retries, pauses, DLQ records by class.
+		"ragstream_breaker_state", "ragstream_sink_retries_total",
+		"ragstream_dlq_records_total", "ragstream_sink_up",
 	} {
 		if !used[m] {
 			t.Errorf("no panel shows %s", m)
