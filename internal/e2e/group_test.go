@@ -42,59 +42,67 @@ func split(n int32, ws ...*worker) (bool, string) {
 
 // TestWorkersShareTheGroup runs two workers in one group, then a third,
 // then stops one of them mid-stream: they split the partitions among them
-// at each stage, and together produce exactly the expected state.
+// at each stage, and together produce exactly the expected state. The
+// stream is produced in three parts, one per stage, so that each stage has
+// work to do however fast the machine is.
 func TestWorkersShareTheGroup(t *testing.T) {
 	const partitions = 6
 	e := newEnv(t, envOptions{partitions: partitions})
 	o := sample.DefaultOptions()
 	o.Seed = 5
-	recs := sample.Generate(4000, e.sampleOptions(o))
-	produced := e.produce(e.toKafka(recs))
-	w := foldWant(t, produced)
-	st := w.crossCheck(t, recs)
+	recs := sample.Generate(3000, e.sampleOptions(o))
+	kafkaRecs := e.toKafka(recs)
+	third := len(kafkaRecs) / 3
 	collection := e.collectionName("group")
 	group := e.name("group")
-	ends := e.endOffsets()
 	start := func(name string) *worker {
 		return e.startWorker(workerConfig{name: name, group: group, collection: collection,
 			options: func(o *pipeline.Options) { o.MaxRecords = 100 }})
 	}
-	// until waits for cond, sampling every 20 ms, and fails the test when
-	// the stream is committed first or the wait runs out.
-	until := func(what string, share float64, cond func() (bool, string)) {
+	// until waits for the workers to split the partitions, sampling every
+	// 20 ms.
+	until := func(what string, ws ...*worker) {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Minute)
-		last := ""
 		for {
-			ok, desc := cond()
-			last = desc
-			done, total, err := e.progress(group, ends)
-			if ok && err == nil && float64(done) >= share*float64(total) {
-				t.Logf("%s: %s at %d of %d records committed", what, desc, done, total)
-				if done == total {
-					t.Fatalf("%s: the stream was already committed; the test needs it mid-stream", what)
-				}
+			ok, desc := split(partitions, ws...)
+			if ok {
+				t.Logf("%s: %s", what, desc)
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 3m (last: %s, %d of %d committed)", what, last, done, total)
+				t.Fatalf("%s: not within 3m (last: %s)", what, desc)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 
+	produced := e.produce(kafkaRecs[:third])
 	a, b := start("a"), start("b")
-	until("two workers split the partitions", 0.1, func() (bool, string) { return split(partitions, a, b) })
+	until("two workers split the partitions", a, b)
+	produced = append(produced, e.produce(kafkaRecs[third:2*third])...)
 	c := start("c")
-	until("three workers split the partitions", 0.3, func() (bool, string) { return split(partitions, a, b, c) })
+	until("three workers split the partitions", a, b, c)
+	produced = append(produced, e.produce(kafkaRecs[2*third:])...)
+	ends := e.endOffsets()
+	done, total, err := e.progress(group, ends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done == total {
+		t.Fatalf("the stream was committed before a left; the test needs a mid-stream departure")
+	}
+	t.Logf("a leaves at %d of %d records committed", done, total)
 	a.stop(t)
-	until("a left; b and c took its partitions", 0, func() (bool, string) { return split(partitions, b, c) })
+	until("a left; b and c took its partitions", b, c)
 	e.waitCommitted(group, commitWait, b, c)
 	if n := slices.Concat(b.assigned(), c.assigned()); len(n) != partitions {
 		t.Errorf("b and c hold %v at the end, want all %d partitions", n, partitions)
 	}
 	b.stop(t)
 	c.stop(t)
+	w := foldWant(t, produced)
+	st := w.crossCheck(t, recs)
 	e.checkCounts(collection, st)
 	e.mustMatch(collection, w)
 }

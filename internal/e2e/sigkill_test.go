@@ -48,7 +48,7 @@ func startProcess(t *testing.T, bin string, settings map[string]string) *process
 func TestCrashSafetySIGKILL(t *testing.T) {
 	bin := ragstreamBinary(t)
 	e := newEnv(t, envOptions{partitions: 4})
-	recs := sample.Generate(1500, crashStream(e))
+	recs := sample.Generate(1200, crashStream(e))
 	produced := e.produce(e.toKafka(recs))
 	w := foldWant(t, produced)
 	st := w.crossCheck(t, recs)
@@ -77,7 +77,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	plan := newKillPlan(t)
 	ends := e.endOffsets()
 	midStream := 0
-	for i := range 4 {
+	for i := 0; i < 6 && midStream < 4; i++ {
 		p := startProcess(t, bin, settings)
 		before, total := plan.waitForKill(e, group, ends, func() bool { return !p.exited() })
 		if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {

@@ -31,7 +31,7 @@ const applyDelay = 3 * time.Second
 // Stand-in only by construction: it needs the apply delay.
 func TestVisibleWhenCommitted(t *testing.T) {
 	t.Run("ragstream's sinks", func(t *testing.T) {
-		v := runVisibility(t, 1500, false)
+		v := runVisibility(t, 1000, false)
 		t.Logf("%d commit advances checked through kadm, %d through the hook; %d reads retried", v.kadmSeen, v.hookSeen, len(v.errs))
 		if len(v.violations) > 0 {
 			sort.Strings(v.violations)
