@@ -27,7 +27,7 @@
 #   BENCH_E2E=0                skip the end-to-end benchmark
 #   BENCH_E2E_BATCHES          batch sizes, default "100,1000,5000"
 #   BENCH_E2E_EVENTS           events per end-to-end run, default the bench's
-#                              own: max(20000, 18 × batch)
+#                              own: max(20000, 12 × batch)
 #   BENCH_E2E_LATENCY          length of each latency phase, default 20s
 #   BENCH_NULL_BATCH           batch size of the null-Neo4j run, default 1000
 #   BENCH_NULL_EVENTS          events of the null-Neo4j run, default 100000
@@ -159,7 +159,7 @@ ensure_services() {
 	status=$(scripts/services.sh status 2>/dev/null || true)
 	if grep -q 'kafka running' <<<"$status" && grep -q 'neo4j running' <<<"$status"; then
 		say "bench.sh: using the running services ($(scripts/services.sh env | sed -n 's/^export RAGSTREAM_TEST_\(KAFKA_BROKERS\|NEO4J_URI\)=/\1=/p' | tr '\n' ' '))"
-	elif ! grep -q ' running' <<<"$status"; then
+	elif ! grep -qE '(kafka|neo4j|redis) running' <<<"$status"; then
 		say "bench.sh: starting the services (scripts/services.sh up); they are stopped at the end"
 		STARTED_SERVICES=1
 		scripts/services.sh up

@@ -72,6 +72,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 type e2eOptions struct {
 	brokers     []string
 	neo4jURI    string
+	neo4jTO     time.Duration
 	qdrantAddr  string
 	batches     []int
 	events      int
@@ -95,9 +96,10 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	var o e2eOptions
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&o.neo4jURI, "neo4j-uri", "bolt://127.0.0.1:7687", "Neo4j Bolt URI (user and password come from RAGSTREAM_NEO4J__* as for run); --null-neo4j needs it too, for start-up")
+	fs.DurationVar(&o.neo4jTO, "neo4j-timeout", time.Minute, "neo4j.timeout of the worker: the ceilings write without one, and a batch of thousands of events\non a busy machine outlasts the default 5s, which then retries it without end")
 	fs.StringVar(&o.qdrantAddr, "qdrant-addr", "", "Qdrant gRPC host:port; empty starts the in-process stand-in in the bench process (never in the worker's)")
 	batches := fs.String("batch", "1000", "comma-separated batch sizes (pipeline.batch.max_records); one run each")
-	fs.IntVar(&o.events, "events", 0, "events pre-produced per run; 0 means max(20000, 3 × partitions × batch)")
+	fs.IntVar(&o.events, "events", 0, "events pre-produced per run; 0 means max(20000, 2 × partitions × batch)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each run's fresh topic")
 	fs.IntVar(&o.dims, "dims", 384, "vector length (qdrant.vector_size of the worker)")
 	fs.IntVar(&o.tenants, "tenants", 4, "tenants per 20000 events: each tenant holds about 20000/tenants chunks")
@@ -164,6 +166,9 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	}
 	if o.latencyRate < 0 {
 		problems = append(problems, fmt.Sprintf("--latency-rate: must not be negative, got %g", o.latencyRate))
+	}
+	if o.neo4jTO <= 0 {
+		problems = append(problems, fmt.Sprintf("--neo4j-timeout: must be positive, got %s", o.neo4jTO))
 	}
 	if o.timeout <= 0 {
 		problems = append(problems, fmt.Sprintf("--timeout: must be positive, got %s", o.timeout))
@@ -354,7 +359,7 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 	o := e.o
 	n := o.events
 	if n == 0 {
-		n = max(20000, 3*o.partitions*batch)
+		n = max(20000, 2*o.partitions*batch)
 	}
 	id := fmt.Sprintf("%08x", rand.Uint32())
 	topic := fmt.Sprintf("ragstream-bench-%s-b%d", id, batch)
@@ -869,6 +874,7 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int) ([]string, error
 		"QDRANT__COLLECTION":           coll,
 		"QDRANT__VECTOR_SIZE":          strconv.Itoa(o.dims),
 		"NEO4J__URI":                   o.neo4jURI,
+		"NEO4J__TIMEOUT":               o.neo4jTO.String(),
 		"PIPELINE__BATCH__MAX_RECORDS": strconv.Itoa(batch),
 		// A batch must be able to hold max_records sample events (~4.8 KB
 		// each at 384 dims): otherwise the byte limit, not the batch size
