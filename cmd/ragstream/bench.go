@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -215,6 +216,9 @@ type e2eResult struct {
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
 	LatencyP99ms  float64 `json:"latency_p99_ms"`
 	LatencyMaxms  float64 `json:"latency_max_ms"`
+	// Retries counts the worker's retried store calls (timeouts, deadlocks)
+	// during the throughput phase, from ragstream_sink_retries_total.
+	Retries int `json:"retries"`
 	// LatencyCPUMicros is the worker's CPU per event during the latency phase.
 	LatencyCPUMicros float64 `json:"latency_cpu_us_per_event"`
 	// LoadAvg is the machine's 1, 5 and 15 minute load average at the end of
@@ -258,7 +262,7 @@ func runBenchE2E(args []string, stdout, stderr io.Writer, workerCmd []string) er
 	// the Qdrant address is a placeholder until the stand-in listens.
 	env.qdrant = cmp.Or(o.qdrantAddr, "127.0.0.1:6334")
 	for _, b := range o.batches {
-		if _, err := env.workerEnviron("ragstream-bench", "bench", b); err != nil {
+		if _, err := env.workerEnviron("ragstream-bench", "bench", b, "127.0.0.1:0"); err != nil {
 			return err
 		}
 	}
@@ -335,10 +339,10 @@ func printE2E(w io.Writer, results []e2eResult) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
+	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tretries\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
-			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
+			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.Retries, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
 			r.LatencyRate, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.LoadAvg[0])
 	}
 	_ = tw.Flush()
@@ -429,9 +433,12 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 		return res, err
 	}
 	res.RSSPeakMiB, res.RSSPeakEndMiB = hwm, hwm
+	if res.Retries, err = w.retries(ctx); err != nil {
+		fmt.Fprintf(e.prog, "bench: warning: %v\n", err)
+	}
 	res.LoadAvg = loadAvg()
-	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB\n",
-		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm)
+	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB, %d store retries\n",
+		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm, res.Retries)
 
 	if o.latencyFor > 0 {
 		rate := o.latencyRate
@@ -806,6 +813,7 @@ func (e *benchEnv) dropTenants(ctx context.Context, prefix string) error {
 // benchWorker is a worker child process.
 type benchWorker struct {
 	cmd     *exec.Cmd
+	admin   string // the admin port's host:port
 	started time.Time
 	logPath string
 	log     *os.File
@@ -822,7 +830,11 @@ func (w *benchWorker) pid() int { return w.cmd.Process.Pid }
 // first, so a mistake is reported before anything starts.
 func (e *benchEnv) startWorker(topic, coll string, batch int) (*benchWorker, error) {
 	o := e.o
-	environ, err := e.workerEnviron(topic, coll, batch)
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	environ, err := e.workerEnviron(topic, coll, batch, admin)
 	if err != nil {
 		return nil, err
 	}
@@ -846,7 +858,7 @@ func (e *benchEnv) startWorker(topic, coll string, batch int) (*benchWorker, err
 	cmd := exec.Command(e.workerCmd[0], args...)
 	cmd.Env = environ
 	cmd.Stdout, cmd.Stderr = logf, logf
-	w := &benchWorker{cmd: cmd, logPath: logPath, log: logf, exited: make(chan struct{})}
+	w := &benchWorker{cmd: cmd, admin: admin, logPath: logPath, log: logf, exited: make(chan struct{})}
 	w.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -863,7 +875,7 @@ func (e *benchEnv) startWorker(topic, coll string, batch int) (*benchWorker, err
 // then the bench's RAGSTREAM_* settings for the run. It loads the
 // configuration the child will load (with --config and --set), so that a
 // mistake is reported before anything starts.
-func (e *benchEnv) workerEnviron(topic, coll string, batch int) ([]string, error) {
+func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([]string, error) {
 	o := e.o
 	settings := map[string]string{
 		"KAFKA__BROKERS":               strings.Join(o.brokers, ","),
@@ -880,7 +892,7 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int) ([]string, error
 		// each at 384 dims): otherwise the byte limit, not the batch size
 		// under test, closes the batches.
 		"PIPELINE__BATCH__MAX_BYTES": strconv.Itoa(max(8<<20, batch*(o.dims*14+2048))),
-		"ADMIN__ADDR":                "127.0.0.1:0",
+		"ADMIN__ADDR":                admin,
 		"LOG__LEVEL":                 "warn",
 	}
 	environ := os.Environ()
@@ -946,6 +958,61 @@ func tailFile(path string, n int) string {
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// freePort returns a 127.0.0.1 address no one listens on just now, for the
+// worker's admin port, which the bench reads metrics from.
+func freePort() (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port for the worker's admin port: %w", err)
+	}
+	addr := lis.Addr().String()
+	return addr, lis.Close()
+}
+
+// retries reads ragstream_sink_retries_total, summed over the stores, from
+// the worker's /metrics.
+func (w *benchWorker) retries(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.admin+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("worker metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("worker metrics: %s", resp.Status)
+	}
+	return sumMetric(resp.Body, "ragstream_sink_retries_total")
+}
+
+// sumMetric sums the samples of one metric in the Prometheus text format.
+func sumMetric(r io.Reader, name string) (int, error) {
+	var sum float64
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("worker metrics: %q: %w", line, err)
+		}
+		sum += v
+	}
+	return int(sum), sc.Err()
 }
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, which

@@ -139,6 +139,20 @@ func TestParseHWM(t *testing.T) {
 	}
 }
 
+func TestSumMetric(t *testing.T) {
+	text := `# HELP ragstream_sink_retries_total Retries of transient errors.
+# TYPE ragstream_sink_retries_total counter
+ragstream_sink_retries_total{sink="neo4j"} 12
+ragstream_sink_retries_total{sink="qdrant",note="a } brace"} 3
+ragstream_sink_retries_totally_else 100
+ragstream_sink_up{sink="neo4j"} 1
+`
+	got, err := sumMetric(strings.NewReader(text), "ragstream_sink_retries_total")
+	if err != nil || got != 15 {
+		t.Fatalf("got %d, %v; want 15", got, err)
+	}
+}
+
 // The procfs readers agree with what this process knows about itself.
 func TestProcReadersOnSelf(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
@@ -193,6 +207,9 @@ func TestBenchE2E(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("bench e2e: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+			}
+			if strings.Contains(errb.String(), "warning") {
+				t.Errorf("the bench warned:\n%s", errb.String())
 			}
 			if !strings.Contains(out.String(), "events/s") {
 				t.Errorf("no table in the output:\n%s", out.String())
