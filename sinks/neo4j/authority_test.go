@@ -204,14 +204,15 @@ func TestReservedNamesRefused(t *testing.T) {
 // bounded statements; younger ones stay and still block older upserts.
 func TestSweepExpiresOldMarkersOnly(t *testing.T) {
 	t.Parallel()
-	const retention = 365 * 24 * time.Hour
+	// Markers aged two hours against a one-hour retention: sweepers with the
+	// 7-day default (other tests, other packages) leave them alone, and this
+	// sweep leaves every fresh marker of the shared instance alone.
+	const retention = time.Hour
 	s, drv := testSink(t, Config{TombstoneRetention: retention, SweepBatch: 2})
 	tenant := newTenant(t, drv)
 	var bt batcher
 	apply(t, s, bt.batch(deleteEv(tenant, "old1", 5), deleteEv(tenant, "old2", 5), deleteEv(tenant, "old3", 5), deleteEv(tenant, "young", 5)))
-	// Age three markers beyond the retention; the shared instance's other
-	// markers are all younger than a year.
-	long := time.Now().UTC().Add(-retention - time.Hour)
+	long := time.Now().UTC().Add(-2 * retention)
 	if _, err := neo4j.ExecuteQuery(context.Background(), drv,
 		`MATCH (t:ChunkTombstone {tenant: $t}) WHERE t.id STARTS WITH 'old' SET t.deleted_at = $at`,
 		map[string]any{"t": tenant, "at": long}, neo4j.EagerResultTransformer); err != nil {
@@ -240,7 +241,8 @@ func TestSweepExpiresOldMarkersOnly(t *testing.T) {
 // context ends.
 func TestRunSweeperStopsWithContext(t *testing.T) {
 	t.Parallel()
-	s, _ := testSink(t, Config{})
+	// A retention nothing reaches: this loop must not sweep other tests' markers.
+	s, _ := testSink(t, Config{TombstoneRetention: 100 * 365 * 24 * time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RunSweeper(ctx, 10*time.Millisecond) }()
