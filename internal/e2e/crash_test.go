@@ -70,7 +70,7 @@ func (k killPlan) waitForKill(e *env, group string, ends map[int32]int64, alive 
 // times of the run).
 func TestCrashSafetyContextCancel(t *testing.T) {
 	e := newEnv(t, envOptions{partitions: 4})
-	recs := sample.Generate(1500, crashStream(e))
+	recs := sample.Generate(1200, crashStream(e))
 	produced := e.produce(e.toKafka(recs))
 	w := foldWant(t, produced)
 	st := w.crossCheck(t, recs)

@@ -50,7 +50,7 @@ func TestWorkersShareTheGroup(t *testing.T) {
 	e := newEnv(t, envOptions{partitions: partitions})
 	o := sample.DefaultOptions()
 	o.Seed = 5
-	recs := sample.Generate(3000, e.sampleOptions(o))
+	recs := sample.Generate(2400, e.sampleOptions(o))
 	kafkaRecs := e.toKafka(recs)
 	third := len(kafkaRecs) / 3
 	collection := e.collectionName("group")

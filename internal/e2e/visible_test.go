@@ -31,7 +31,7 @@ const applyDelay = 3 * time.Second
 // Stand-in only by construction: it needs the apply delay.
 func TestVisibleWhenCommitted(t *testing.T) {
 	t.Run("ragstream's sinks", func(t *testing.T) {
-		v := runVisibility(t, 1000, false)
+		v := runVisibility(t, 600, false)
 		t.Logf("%d commit advances checked through kadm, %d through the hook; %d reads retried", v.kadmSeen, v.hookSeen, len(v.errs))
 		if len(v.violations) > 0 {
 			sort.Strings(v.violations)
@@ -43,7 +43,7 @@ func TestVisibleWhenCommitted(t *testing.T) {
 		}
 	})
 	t.Run("probe: a Qdrant sink writing with wait=false is caught", func(t *testing.T) {
-		v := runVisibility(t, 300, true)
+		v := runVisibility(t, 150, true)
 		if len(v.violations) == 0 {
 			t.Errorf("a sink that does not wait for its writes passed the visibility check (%d kadm and %d hook observations)", v.kadmSeen, v.hookSeen)
 		}
