@@ -64,11 +64,18 @@ public class Launcher {
 
         if (auth) {
             // The embedded API runs with full rights, so it can set the initial
-            // password that a server would take from neo4j-admin. Repeating it on
-            // a restart of the same home is harmless.
-            dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
-                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
-                    Map.of("password", password));
+            // password that a server would take from neo4j-admin. On a restart
+            // of the same home the password is already set, and Neo4j refuses
+            // to set it to the same value again: that refusal is success.
+            try {
+                dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME).executeTransactionally(
+                        "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
+                        Map.of("password", password));
+            } catch (RuntimeException e) {
+                if (!String.valueOf(e.getMessage()).contains("cannot be the same")) {
+                    throw e;
+                }
+            }
         }
         dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME).executeTransactionally("RETURN 1");
 

@@ -115,7 +115,7 @@ func TestPrivateAuth(t *testing.T) {
 	const password = "test-secret-1"
 	srv := neo4jtest.StartPrivate(t, neo4jtest.Options{Auth: true, Password: password})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tests := []struct {
 		name    string
@@ -145,5 +145,14 @@ func TestPrivateAuth(t *testing.T) {
 				t.Fatalf("connect: got %v, want Neo.ClientError.Security.Unauthorized", err)
 			}
 		})
+	}
+
+	// A restart on the same home keeps the password (the launcher must not
+	// fail on setting the password it already has).
+	srv.Stop()
+	srv.Start()
+	drv := srv.Connect(t)
+	if err := drv.VerifyConnectivity(ctx); err != nil {
+		t.Fatalf("connect after a restart: %v", err)
 	}
 }
