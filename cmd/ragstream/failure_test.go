@@ -285,6 +285,9 @@ func buildStream(t *testing.T, n int, poisonFrac float64, tenants []string, ref 
 
 const dimsDefault = 384 // config.Default().Qdrant.VectorSize
 
+// poisonBatch is pipeline.batch.max_records of the poison runs.
+const poisonBatch = 250
+
 func toKafka(r sample.Record) *kgo.Record {
 	kr := &kgo.Record{Key: r.Key, Value: r.Value}
 	for _, h := range r.Headers {
@@ -386,17 +389,26 @@ func (e *workerEnv) lag(adm *kadm.Client) (int64, error) {
 }
 
 // waitCaughtUp waits until the group has committed every record of the
-// topic, and returns how long that took.
-func (e *workerEnv) waitCaughtUp(adm *kadm.Client, within time.Duration) time.Duration {
+// topic, and returns how long that took. It fails at once when a partition
+// of tw stopped (a record it could neither write nor dead-letter).
+func (e *workerEnv) waitCaughtUp(adm *kadm.Client, within time.Duration, tw *testWorker) time.Duration {
 	e.t.Helper()
 	start := time.Now()
 	var lag int64
 	var err error
-	waitFor(e.t, within, "the group to commit every record", func() bool {
-		lag, err = e.lag(adm)
-		return err == nil && lag == 0
-	})
-	return time.Since(start)
+	deadline := start.Add(within)
+	for {
+		if lag, err = e.lag(adm); err == nil && lag == 0 {
+			return time.Since(start)
+		}
+		if perr := tw.consumer.Err(); perr != nil {
+			e.t.Fatalf("the worker stopped a partition (%d records not committed): %v", lag, perr)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the group has %d records not committed after %s (last error %v)", lag, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // dlqEntries reads the env's DLQ topic; a DLQ topic that does not exist
@@ -666,6 +678,22 @@ func (tw *testWorker) watchDuring(t *testing.T, store string, fn func()) *outage
 	return <-res
 }
 
+// shaped returns a configuration change for a shared 2-core machine whose
+// load average can reach 15: batches of batch records and a Neo4j call
+// timeout a batch's transaction fits in under that load. (With the
+// defaults, 1,000 records and 5 s, a batch's transaction outlasts the
+// timeout at such a load, every retry times out again, and the worker makes
+// almost no progress.) more changes the configuration further.
+func shaped(batch int, neo4jTimeout time.Duration, more ...func(*config.Config)) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Pipeline.Batch.MaxRecords = batch
+		c.Neo4j.Timeout = config.Duration(neo4jTimeout)
+		for _, m := range more {
+			m(c)
+		}
+	}
+}
+
 // loadavg returns the 1-minute load average (for figures), or "?".
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -714,7 +742,7 @@ func TestFailurePoison(t *testing.T) {
 			}
 			return false
 		})
-		e.waitCaughtUp(adm, catchUpWait)
+		e.waitCaughtUp(adm, catchUpWait, tw)
 		return run{took: time.Since(first), records: records, load: loadavg()}
 	}
 
@@ -726,7 +754,7 @@ func TestFailurePoison(t *testing.T) {
 		s := buildStream(t, n, 0, tenants, ref, 11)
 		e.produce(s.records)
 		adm := e.admin()
-		tw := e.start(nil)
+		tw := e.start(shaped(poisonBatch, 30*time.Second))
 		clean = measure(t, e, tw, adm, len(s.records))
 		e.checkStores(*tw.cfg, tenants, foldGood(t, s.good))
 		e.expectEmptyDLQ("clean stream")
@@ -740,7 +768,7 @@ func TestFailurePoison(t *testing.T) {
 		e.standIn.Faults().RejectPoints(s.rejectPoints...)
 		e.produce(s.records)
 		adm := e.admin()
-		tw := e.start(nil)
+		tw := e.start(shaped(poisonBatch, 30*time.Second))
 		poisoned = measure(t, e, tw, adm, len(s.records))
 
 		// Offsets: every record committed (waitCaughtUp), and nothing past
@@ -902,7 +930,8 @@ func checkDLQEntry(t *testing.T, topic string, src *kgo.Record, kind string, en 
 // ingested, the store goes down (down), the rest is produced, the store stays
 // down until holdFor has passed since down began, then comes back (up).
 // While down: no record is dead-lettered, readiness is 503 naming the store,
-// partitions are paused, committed offsets do not advance. After up: the
+// its circuit breaker opens, partitions are paused, committed offsets do not
+// advance. After up: the
 // worker catches up by itself and both stores hold exactly the stream.
 type outageRun struct {
 	store    string
@@ -917,7 +946,7 @@ func runOutage(t *testing.T, e *workerEnv, tw *testWorker, tenants []string, o *
 	adm := e.admin()
 	opt := sample.DefaultOptions()
 	opt.Seed, opt.Tenants = 21, tenants
-	recs := sample.Generate(4000, opt)
+	recs := sample.Generate(2400, opt)
 	half := len(recs) / 2
 
 	e.produce(toKafkaAll(recs[:half]))
@@ -972,11 +1001,32 @@ func runOutage(t *testing.T, e *workerEnv, tw *testWorker, tenants []string, o *
 	if seen.maxPaused < float64(e.partitions) {
 		t.Errorf("at most %v of %d partitions were paused for a store being down while %s was down", seen.maxPaused, e.partitions, o.store)
 	}
+	if seen.maxBreaker != 2 {
+		t.Errorf("the %s circuit breaker never opened while it was down (highest state %v)", o.store, seen.maxBreaker)
+	}
 	t.Logf("while %s was down: readiness 503 (%q), up to %v partitions paused, breaker state up to %v",
 		o.store, seen.why, seen.maxPaused, seen.maxBreaker)
 
-	took := e.waitCaughtUp(adm, recoveryWait)
-	t.Logf("FIGURE recovery: %s back -> caught up (lag 0) in %s (load %s)", o.store, took.Round(100*time.Millisecond), loadavg())
+	// The recovery figures: from the store being back to the first commit
+	// (the worker noticed) and to lag 0 (the backlog written too).
+	var resumed time.Duration
+	waitFor(t, recoveryWait, "a commit after recovery", func() bool {
+		_, c, err := e.offsets(adm)
+		if err != nil {
+			return false
+		}
+		for p, off := range c {
+			if off > atEnd[p] {
+				resumed = time.Since(o.upReturns)
+				return true
+			}
+		}
+		return false
+	})
+	e.waitCaughtUp(adm, recoveryWait, tw)
+	took := time.Since(o.upReturns)
+	t.Logf("FIGURE recovery: %s back -> first commit in %s, caught up (lag 0) in %s (backlog %d records; load %s)",
+		o.store, resumed.Round(100*time.Millisecond), took.Round(100*time.Millisecond), backlog(atEnd, recs, half), loadavg())
 	e.expectEmptyDLQ("after " + o.store + " came back")
 	e.checkStores(*tw.cfg, tenants, foldGood(t, recs))
 	waitFor(t, time.Minute, "readiness 200 after recovery", func() bool { code, _ := tw.ready(t); return code == http.StatusOK })
@@ -989,6 +1039,16 @@ func runOutage(t *testing.T, e *workerEnv, tw *testWorker, tenants []string, o *
 	}
 }
 
+// backlog is how many records were not committed when the store came back:
+// all of the stream minus what was committed by then.
+func backlog(committed map[int32]int64, recs []sample.Record, _ int) int64 {
+	n := int64(len(recs))
+	for _, c := range committed {
+		n -= c
+	}
+	return n
+}
+
 // TestFailureNeo4jStopped stops a private Neo4j for 30 s in the middle of a
 // stream: nothing is dead-lettered, consumption pauses, readiness is 503
 // naming neo4j, no offset is committed while it is down, and after it is
@@ -996,7 +1056,7 @@ func runOutage(t *testing.T, e *workerEnv, tw *testWorker, tenants []string, o *
 func TestFailureNeo4jStopped(t *testing.T) {
 	srv := neo4jtest.StartPrivate(t, neo4jtest.Options{})
 	e := newWorkerEnv(t, srv.URI(), envOptions{realKafka: true, partitions: 6, qdrantTarget: true})
-	tw := e.start(nil)
+	tw := e.start(shaped(200, 10*time.Second))
 	runOutage(t, e, tw, testTenants(t, 4, false), &outageRun{
 		store: "neo4j", holdFor: 30 * time.Second, down: srv.Stop, up: srv.Start,
 	})
@@ -1007,7 +1067,7 @@ func TestFailureNeo4jStopped(t *testing.T) {
 // for Neo4j.
 func TestFailureQdrantUnavailable(t *testing.T) {
 	e := newWorkerEnv(t, testenv.Neo4jURI(t), envOptions{realKafka: true, partitions: 6})
-	tw := e.start(nil)
+	tw := e.start(shaped(200, 30*time.Second))
 	faults := e.standIn.Faults()
 	runOutage(t, e, tw, testTenants(t, 4, true), &outageRun{
 		store: "qdrant", holdFor: 30 * time.Second,
@@ -1024,7 +1084,7 @@ func TestFailureNeo4jFrozen(t *testing.T) {
 	srv := neo4jtest.StartPrivate(t, neo4jtest.Options{})
 	e := newWorkerEnv(t, srv.URI(), envOptions{realKafka: true, partitions: 6, qdrantTarget: true})
 	timeout := 5 * time.Second
-	tw := e.start(func(c *config.Config) { c.Neo4j.Timeout = config.Duration(timeout) })
+	tw := e.start(shaped(100, timeout))
 	o := &outageRun{store: "neo4j", holdFor: 20 * time.Second, down: srv.Freeze, up: srv.Thaw}
 	runOutage(t, e, tw, testTenants(t, 4, false), o)
 
@@ -1083,7 +1143,7 @@ func TestFailureNeo4jRefusesPassword(t *testing.T) {
 
 	e := newWorkerEnv(t, srv.URI(), envOptions{realKafka: true, partitions: 3, qdrantTarget: true})
 	withPass := func(p string) func(*config.Config) {
-		return func(c *config.Config) { c.Neo4j.User, c.Neo4j.Password = "ragstream", config.Secret(p) }
+		return shaped(200, 10*time.Second, func(c *config.Config) { c.Neo4j.User, c.Neo4j.Password = "ragstream", config.Secret(p) })
 	}
 	tw := e.start(withPass(oldPass))
 	adm := e.admin()
@@ -1092,7 +1152,7 @@ func TestFailureNeo4jRefusesPassword(t *testing.T) {
 	opt.Seed, opt.Tenants = 31, tenants
 	recs := sample.Generate(1500, opt)
 	e.produce(toKafkaAll(recs[:500]))
-	e.waitCaughtUp(adm, catchUpWait)
+	e.waitCaughtUp(adm, catchUpWait, tw)
 
 	// The password changes and Neo4j restarts, so no connection of the
 	// worker's pool survives.
@@ -1147,7 +1207,7 @@ func TestFailureNeo4jRefusesPassword(t *testing.T) {
 	// takes longer than that.
 	time.Sleep(6 * time.Second)
 	tw = e.start(withPass(newPass))
-	e.waitCaughtUp(adm, recoveryWait)
+	e.waitCaughtUp(adm, recoveryWait, tw)
 	e.expectEmptyDLQ("after the password was fixed")
 	e.checkStores(*tw.cfg, tenants, foldGood(t, recs))
 }
@@ -1162,12 +1222,12 @@ func TestFailureRefusedUpdateKeepsPreviousVersion(t *testing.T) {
 	ref := newRefusal(t, drv)
 	e := newWorkerEnv(t, testenv.Neo4jURI(t), envOptions{realKafka: true, partitions: 3})
 	tenants := testTenants(t, 2, true)
-	tw := e.start(nil)
+	tw := e.start(shaped(poisonBatch, 30*time.Second))
 	adm := e.admin()
 
 	v1 := sample.Generate(300, sample.Options{Seed: 41, Tenants: tenants})
 	e.produce(toKafkaAll(v1))
-	e.waitCaughtUp(adm, catchUpWait)
+	e.waitCaughtUp(adm, catchUpWait, tw)
 	e.checkStores(*tw.cfg, tenants, foldGood(t, v1))
 
 	// Version 2 of every chunk: every 20th refused by Neo4j, every 20th
@@ -1201,7 +1261,7 @@ func TestFailureRefusedUpdateKeepsPreviousVersion(t *testing.T) {
 		}
 	}
 	e.produce(v2)
-	e.waitCaughtUp(adm, catchUpWait)
+	e.waitCaughtUp(adm, catchUpWait, tw)
 
 	entries := e.dlqEntries()
 	byCoord := map[[2]int64]*kgo.Record{}
@@ -1238,10 +1298,9 @@ func TestFailureDeadlocks(t *testing.T) {
 	e := newWorkerEnv(t, testenv.Neo4jURI(t), envOptions{realKafka: true, partitions: 12, qdrantTarget: true})
 	tenants := testTenants(t, 1, true)
 	tenant := tenants[0]
-	tw := e.start(func(c *config.Config) {
-		c.Pipeline.Batch.MaxRecords = 20
+	tw := e.start(shaped(20, 20*time.Second, func(c *config.Config) {
 		c.Pipeline.Batch.Linger = config.Duration(5 * time.Millisecond)
-	})
+	}))
 	adm := e.admin()
 
 	entities := []map[string]any{
@@ -1277,7 +1336,7 @@ func TestFailureDeadlocks(t *testing.T) {
 		recs = append(recs, sample.Record{Key: []byte(tenant + "/" + id), Value: v})
 	}
 	e.produce(toKafkaAll(recs))
-	e.waitCaughtUp(adm, catchUpWait)
+	e.waitCaughtUp(adm, catchUpWait, tw)
 	e.expectEmptyDLQ("deadlock test")
 	got := e.checkStores(*tw.cfg, tenants, foldGood(t, recs))
 	if got.graph.Entities != len(entities) || got.graph.Relationships != len(relations) {

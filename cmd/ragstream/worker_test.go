@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +183,13 @@ func (e *workerEnv) start(mutate func(*config.Config)) *testWorker {
 		tw.stop(t)
 		if t.Failed() {
 			t.Logf("log of the worker (tail):\n%s", tailLines(logs.String(), 40))
+		}
+		// RAGSTREAM_TEST_WORKER_LOG_DIR keeps every worker's whole log.
+		if dir := os.Getenv("RAGSTREAM_TEST_WORKER_LOG_DIR"); dir != "" {
+			name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+unique("")+".log")
+			if err := os.WriteFile(name, []byte(logs.String()), 0o644); err != nil {
+				t.Logf("keep the worker log: %v", err)
+			}
 		}
 	})
 	waitFor(t, 30*time.Second, "the admin port to listen", func() bool {
