@@ -80,16 +80,17 @@ MATCH (c:Chunk {tenant: r.tenant, id: id})
 RETURN r.i AS i, c.assertions AS assertions`
 
 // cypherDeleteChunks removes deleted chunks with their MENTIONS and leaves a
-// deletion marker remembering the version. deleted_at is set when the marker
-// first appears or its version changes, so a replayed delete changes
-// nothing. Rows: {tenant, id, version}.
+// deletion marker remembering the version. deleted_at (the delete record's
+// Kafka timestamp, else now) is set when the marker first appears or its
+// version changes, so a replayed delete changes nothing. Rows: {tenant, id,
+// version, deleted_at?}.
 const cypherDeleteChunks = `
 UNWIND $rows AS r
 OPTIONAL MATCH (c:Chunk {tenant: r.tenant, id: r.id})
 DETACH DELETE c
 MERGE (t:ChunkTombstone {tenant: r.tenant, id: r.id})
-ON CREATE SET t.version = r.version, t.deleted_at = $now
-ON MATCH SET t.deleted_at = CASE WHEN t.version = r.version THEN t.deleted_at ELSE $now END,
+ON CREATE SET t.version = r.version, t.deleted_at = coalesce(r.deleted_at, $now)
+ON MATCH SET t.deleted_at = CASE WHEN t.version = r.version THEN t.deleted_at ELSE coalesce(r.deleted_at, $now) END,
              t.version = r.version`
 
 // cypherUnmention removes the MENTIONS of entities a re-written chunk no

@@ -76,7 +76,14 @@ func (p *plan) addDelete(w *pipeline.Write, old *chunkGraph) {
 	// A marker that already remembers this version (a replayed delete) needs
 	// nothing; any other delete removes the chunk, if any, and sets the marker.
 	if w.Prior.State != pipeline.Deleted || w.Prior.Version != w.Version {
-		p.deletes = append(p.deletes, map[string]any{"tenant": w.Key.Tenant, "id": w.Key.ID, "version": w.Version})
+		row := map[string]any{"tenant": w.Key.Tenant, "id": w.Key.ID, "version": w.Version}
+		// The marker's time is the delete record's Kafka timestamp, a
+		// function of the record like every other stored field, so a replay
+		// that re-creates and deletes the chunk again stores the same marker.
+		if w.Record != nil && w.Record.Src != nil && !w.Record.Src.Timestamp.IsZero() {
+			row["deleted_at"] = w.Record.Src.Timestamp.UTC()
+		}
+		p.deletes = append(p.deletes, row)
 	}
 	if old == nil {
 		return
