@@ -121,6 +121,10 @@ type Neo4j struct {
 	Timeout               Duration `koanf:"timeout"`
 	StoreText             bool     `koanf:"store_text"`
 	MaxConnectionPoolSize int      `koanf:"max_connection_pool_size"`
+	// MaxConcurrentTransactions bounds the batch transactions running at
+	// once across partitions: partitions share entities, so concurrent
+	// transactions mostly wait on each other's locks.
+	MaxConcurrentTransactions int `koanf:"max_concurrent_transactions"`
 }
 
 // Redis configures the store of API keys and the shared rate limiter.

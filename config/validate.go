@@ -121,6 +121,7 @@ func (c *Config) checkNeo4j(ps *problems) {
 	}
 	positive(ps, "neo4j.timeout", n.Timeout)
 	atLeast(ps, "neo4j.max_connection_pool_size", int64(n.MaxConnectionPoolSize), 1)
+	atLeast(ps, "neo4j.max_concurrent_transactions", int64(n.MaxConcurrentTransactions), 1)
 }
 
 func (c *Config) checkRedis(ps *problems) {

@@ -88,6 +88,7 @@ func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *
 		StoreText:             cfg.Neo4j.StoreText,
 		TombstoneRetention:    cfg.Pipeline.TombstoneRetention.Duration(),
 		MaxConnectionPoolSize: cfg.Neo4j.MaxConnectionPoolSize,
+		MaxConcurrentTx:       cfg.Neo4j.MaxConcurrentTransactions,
 		Log:                   log,
 	})
 	if err != nil {

@@ -48,6 +48,12 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		return follow(ctx, nil)
 	}
 
+	select {
+	case s.turns <- struct{}{}:
+		defer func() { <-s.turns }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	sess := s.session(ctx)

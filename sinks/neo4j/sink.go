@@ -51,6 +51,12 @@ type Config struct {
 	// MaxConnectionPoolSize is the driver's pool size; 0 keeps the driver's
 	// default (100).
 	MaxConnectionPoolSize int
+	// MaxConcurrentTx bounds the Apply transactions running at once across
+	// partitions (default 1). Partitions share entities, so concurrent
+	// transactions mostly wait on each other's locks, deadlock and time out;
+	// one at a time is the faster order. Waiting for a turn does not count
+	// against Timeout.
+	MaxConcurrentTx int
 	// Log receives the sweeper's reports; the zero value logs nothing.
 	Log zerolog.Logger
 }
@@ -65,6 +71,9 @@ func (c Config) withDefaults() Config {
 	if c.SweepBatch <= 0 {
 		c.SweepBatch = DefaultSweepBatch
 	}
+	if c.MaxConcurrentTx <= 0 {
+		c.MaxConcurrentTx = 1
+	}
 	return c
 }
 
@@ -73,7 +82,8 @@ func (c Config) withDefaults() Config {
 type Sink struct {
 	cfg    Config
 	driver neo4j.DriverWithContext
-	owned  bool // Close closes the driver
+	owned  bool          // Close closes the driver
+	turns  chan struct{} // MaxConcurrentTx tokens for Apply
 }
 
 // New connects to Neo4j as cfg says. It does not contact the server: call
@@ -99,13 +109,14 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("neo4j sink: driver for %s: %w", cfg.URI, err)
 	}
-	return &Sink{cfg: cfg, driver: drv, owned: true}, nil
+	return &Sink{cfg: cfg, driver: drv, owned: true, turns: make(chan struct{}, cfg.MaxConcurrentTx)}, nil
 }
 
 // NewWithDriver returns a sink on an existing driver, which the caller keeps
 // and closes. cfg.URI, User, Password and MaxConnectionPoolSize are ignored.
 func NewWithDriver(drv neo4j.DriverWithContext, cfg Config) *Sink {
-	return &Sink{cfg: cfg.withDefaults(), driver: drv}
+	cfg = cfg.withDefaults()
+	return &Sink{cfg: cfg, driver: drv, turns: make(chan struct{}, cfg.MaxConcurrentTx)}
 }
 
 // Name identifies the sink in logs, metrics and the DLQ's error stage.
