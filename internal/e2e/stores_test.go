@@ -107,7 +107,8 @@ func toPoint(id *qc.PointId, payload map[string]*qc.Value, vecs *qc.VectorsOutpu
 		if d := vo.GetDense(); d != nil {
 			pt.vector = d.GetData()
 		} else {
-			pt.vector = vo.GetData() //nolint:staticcheck // servers before 1.14 answer here
+			//lint:ignore SA1019 servers before 1.14 answer here
+			pt.vector = vo.GetData()
 		}
 	}
 	return pt

@@ -21,7 +21,7 @@ func docStatements() []struct{ name, cypher string } {
 			"Setup: ChunkTombstone deleted_at index", "Setup: wait for indexes",
 		}[i], q})
 	}
-	for _, s := range []struct{ name, cypher string }{
+	list = append(list, []struct{ name, cypher string }{
 		{"read key state", cypherReadKeys},
 		{"withdraw entity assertions (lock and check)", cypherEntityWithdrawn},
 		{"read entity assertions", cypherEntityAssertions},
@@ -39,9 +39,7 @@ func docStatements() []struct{ name, cypher string } {
 		{"merge relationships, general path (per type)", cypherRelationMergeGeneral},
 		{"delete orphaned entities", cypherDropOrphans},
 		{"sweep deletion markers", cypherSweep},
-	} {
-		list = append(list, s)
-	}
+	}...)
 	return list
 }
 
