@@ -252,7 +252,8 @@ FILENAME ~ /\/decoder\.txt$/ && /^Benchmark/ && metric("records/cpu-s") != "" {
 		null_rate = jnum("events_per_s"); null_cpu = jnum("cpu_us_per_event"); null_rss = jnum("rss_peak_end_mib"); null_batch = b
 	} else {
 		e2e[b] = jnum("events_per_s"); cpu[b] = jnum("cpu_us_per_event"); rss[b] = jnum("rss_peak_end_mib")
-		p50[b] = jnum("latency_p50_ms"); p99[b] = jnum("latency_p99_ms"); batches[++n] = b
+		p50[b] = jnum("latency_p50_ms"); p99[b] = jnum("latency_p99_ms"); lrate[b] = jnum("latency_rate")
+		serr[b] = jnum("store_errors"); batches[++n] = b
 	}
 }
 function ok(cond) { return cond ? "ok" : "BELOW TARGET" }
@@ -266,10 +267,10 @@ END {
 		printf "Neo4j ceilings, batch %s: own Cypher %s events/s, reference %s events/s (own/ref %s)\n", b, num(own[b]), num(ref[b]), ratio(own[b], ref[b])
 	}
 	if (n) {
-		printf "\n%-6s %10s %12s %12s %8s %8s %10s %8s %8s %8s\n", "batch", "e2e ev/s", "own ceiling", "ref ceiling", "e2e/own", "e2e/ref", "CPU us/ev", "RSS MiB", "p50 ms", "p99 ms"
+		printf "\n%-6s %10s %12s %12s %8s %8s %11s %10s %8s %11s %8s %8s\n", "batch", "e2e ev/s", "own ceiling", "ref ceiling", "e2e/own", "e2e/ref", "store errs", "CPU us/ev", "RSS MiB", "lat. ev/s", "p50 ms", "p99 ms"
 		for (i = 1; i <= n; i++) {
 			b = batches[i]
-			printf "%-6s %10.0f %12s %12s %8s %8s %10.1f %8.0f %8.0f %8.0f\n", b, e2e[b], num(own[b]), num(ref[b]), ratio(e2e[b], own[b]), ratio(e2e[b], ref[b]), cpu[b], rss[b], p50[b], p99[b]
+			printf "%-6s %10.0f %12s %12s %8s %8s %11s %10.1f %8.0f %11s %8s %8s\n", b, e2e[b], num(own[b]), num(ref[b]), ratio(e2e[b], own[b]), ratio(e2e[b], ref[b]), num(serr[b]), cpu[b], rss[b], num(lrate[b]), num(p50[b]), num(p99[b])
 		}
 		print "targets: e2e/own >= 0.90, e2e/ref >= 0.85, CPU <= 60 us/event, RSS <= 200 MiB"
 		for (i = 1; i <= n; i++) {

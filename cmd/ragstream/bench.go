@@ -97,7 +97,7 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	var o e2eOptions
 	brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&o.neo4jURI, "neo4j-uri", "bolt://127.0.0.1:7687", "Neo4j Bolt URI (user and password come from RAGSTREAM_NEO4J__* as for run); --null-neo4j needs it too, for start-up")
-	fs.DurationVar(&o.neo4jTO, "neo4j-timeout", time.Minute, "neo4j.timeout of the worker: the ceilings write without one, and a batch of thousands of events\non a busy machine outlasts the default 5s, which then retries it without end")
+	fs.DurationVar(&o.neo4jTO, "neo4j-timeout", time.Minute, "neo4j.timeout of the worker, and a fifth of its pipeline.retry.max_elapsed (at least 30s):\nthe ceilings write without a timeout, and a batch of thousands of events on a busy machine\noutlasts the defaults (5s, 30s)")
 	fs.StringVar(&o.qdrantAddr, "qdrant-addr", "", "Qdrant gRPC host:port; empty starts the in-process stand-in in the bench process (never in the worker's)")
 	batches := fs.String("batch", "1000", "comma-separated batch sizes (pipeline.batch.max_records); one run each")
 	fs.IntVar(&o.events, "events", 0, "events pre-produced per run; 0 means max(20000, 2 × partitions × batch)")
@@ -217,8 +217,11 @@ type e2eResult struct {
 	LatencyP99ms  float64 `json:"latency_p99_ms"`
 	LatencyMaxms  float64 `json:"latency_max_ms"`
 	// Retries counts the worker's retried store calls (timeouts, deadlocks)
-	// during the throughput phase, from ragstream_sink_retries_total.
-	Retries int `json:"retries"`
+	// during the throughput phase, from ragstream_sink_retries_total, and
+	// StoreErrors its store calls that failed (ragstream_sink_duration_seconds
+	// observations with a result other than ok).
+	Retries     int `json:"retries"`
+	StoreErrors int `json:"store_errors"`
 	// LatencyCPUMicros is the worker's CPU per event during the latency phase.
 	LatencyCPUMicros float64 `json:"latency_cpu_us_per_event"`
 	// LoadAvg is the machine's 1, 5 and 15 minute load average at the end of
@@ -339,10 +342,10 @@ func printE2E(w io.Writer, results []e2eResult) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tretries\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
+	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tstore errors\tretries\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
-			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.Retries, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
+			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.StoreErrors, r.Retries, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
 			r.LatencyRate, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.LoadAvg[0])
 	}
 	_ = tw.Flush()
@@ -433,12 +436,12 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 		return res, err
 	}
 	res.RSSPeakMiB, res.RSSPeakEndMiB = hwm, hwm
-	if res.Retries, err = w.retries(ctx); err != nil {
+	if res.Retries, res.StoreErrors, err = w.storeTrouble(ctx); err != nil {
 		fmt.Fprintf(e.prog, "bench: warning: %v\n", err)
 	}
 	res.LoadAvg = loadAvg()
-	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB, %d store retries\n",
-		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm, res.Retries)
+	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB, %d store calls failed, %d retried\n",
+		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm, res.StoreErrors, res.Retries)
 
 	if o.latencyFor > 0 {
 		rate := o.latencyRate
@@ -887,6 +890,7 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 		"QDRANT__VECTOR_SIZE":          strconv.Itoa(o.dims),
 		"NEO4J__URI":                   o.neo4jURI,
 		"NEO4J__TIMEOUT":               o.neo4jTO.String(),
+		"PIPELINE__RETRY__MAX_ELAPSED": max(30*time.Second, 5*o.neo4jTO).String(),
 		"PIPELINE__BATCH__MAX_RECORDS": strconv.Itoa(batch),
 		// A batch must be able to hold max_records sample events (~4.8 KB
 		// each at 384 dims): otherwise the byte limit, not the batch size
@@ -971,28 +975,41 @@ func freePort() (string, error) {
 	return addr, lis.Close()
 }
 
-// retries reads ragstream_sink_retries_total, summed over the stores, from
-// the worker's /metrics.
-func (w *benchWorker) retries(ctx context.Context) (int, error) {
+// storeTrouble reads from the worker's /metrics how many store calls were
+// retried (ragstream_sink_retries_total) and how many failed
+// (ragstream_sink_duration_seconds observations whose result is not ok).
+func (w *benchWorker) storeTrouble(ctx context.Context) (retries, failed int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.admin+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("worker metrics: %w", err)
+		return 0, 0, fmt.Errorf("worker metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("worker metrics: %s", resp.Status)
+		return 0, 0, fmt.Errorf("worker metrics: %s", resp.Status)
 	}
-	return sumMetric(resp.Body, "ragstream_sink_retries_total")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("worker metrics: %w", err)
+	}
+	retries, err = sumMetric(bytes.NewReader(body), "ragstream_sink_retries_total", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	failed, err = sumMetric(bytes.NewReader(body), "ragstream_sink_duration_seconds_count", func(labels string) bool {
+		return !strings.Contains(labels, `result="ok"`)
+	})
+	return retries, failed, err
 }
 
-// sumMetric sums the samples of one metric in the Prometheus text format.
-func sumMetric(r io.Reader, name string) (int, error) {
+// sumMetric sums the samples of one metric in the Prometheus text format
+// whose label set (the text between the braces) keep accepts; nil keeps all.
+func sumMetric(r io.Reader, name string, keep func(labels string) bool) (int, error) {
 	var sum float64
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -1002,7 +1019,15 @@ func sumMetric(r io.Reader, name string) (int, error) {
 		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
 			continue
 		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		labels, value := "", rest
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			labels, value = rest[1:max(1, end)], rest[end+1:]
+		}
+		if keep != nil && !keep(labels) {
+			continue
+		}
+		f := strings.Fields(value)
 		if len(f) == 0 {
 			continue
 		}

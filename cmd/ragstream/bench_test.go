@@ -146,10 +146,31 @@ ragstream_sink_retries_total{sink="neo4j"} 12
 ragstream_sink_retries_total{sink="qdrant",note="a } brace"} 3
 ragstream_sink_retries_totally_else 100
 ragstream_sink_up{sink="neo4j"} 1
+ragstream_sink_duration_seconds_count{op="apply",result="ok",sink="neo4j"} 40
+ragstream_sink_duration_seconds_count{op="apply",result="transient",sink="neo4j"} 2
+ragstream_sink_duration_seconds_count{op="write",result="down",sink="qdrant"} 1
+ragstream_plain 7
 `
-	got, err := sumMetric(strings.NewReader(text), "ragstream_sink_retries_total")
-	if err != nil || got != 15 {
-		t.Fatalf("got %d, %v; want 15", got, err)
+	notOK := func(l string) bool { return !strings.Contains(l, `result="ok"`) }
+	tests := []struct {
+		name string
+		keep func(string) bool
+		want int
+	}{
+		{"ragstream_sink_retries_total", nil, 15},
+		{"ragstream_sink_duration_seconds_count", notOK, 3},
+		{"ragstream_sink_duration_seconds_count", nil, 43},
+		{"ragstream_plain", nil, 7},
+		{"ragstream_absent_total", nil, 0},
+	}
+	for _, tt := range tests {
+		got, err := sumMetric(strings.NewReader(text), tt.name, tt.keep)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: got %d, %v; want %d", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := sumMetric(strings.NewReader("ragstream_x{a=\"b\"} NaNish\n"), "ragstream_x", nil); err == nil {
+		t.Error("a sample that is not a number gave no error")
 	}
 }
 
