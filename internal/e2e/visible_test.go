@@ -95,15 +95,18 @@ type visibility struct {
 	e          *env
 	collection string
 	byPart     map[int32][]*kgo.Record // by offset
-	verified   map[int32]int64         // records below are known readable
-	kadmSeen   int                     // commit advances seen through kadm
-	hookSeen   int                     // and through the hook
+	// verified[source][p]: records below are known readable at a commit
+	// seen through source. Each source checks on its own, so a commit the
+	// hook reported first is still checked when kadm sees it.
+	verified   map[string]map[int32]int64
+	kadmSeen   int // commit advances seen through kadm
+	hookSeen   int // and through the hook
 	violations []string
 	errs       []error
 }
 
 func newVisibility(e *env, collection string, recs []*kgo.Record) *visibility {
-	v := &visibility{e: e, collection: collection, byPart: map[int32][]*kgo.Record{}, verified: map[int32]int64{}}
+	v := &visibility{e: e, collection: collection, byPart: map[int32][]*kgo.Record{}, verified: map[string]map[int32]int64{"hook": {}, "kadm": {}, "final": {}}}
 	for _, r := range recs {
 		v.byPart[r.Partition] = append(v.byPart[r.Partition], r)
 	}
@@ -157,7 +160,7 @@ func (v *visibility) lastCommitted(group string) map[int32]int64 {
 func (v *visibility) observe(ctx context.Context, commits map[int32]int64, source string) bool {
 	advanced := false
 	for p, c := range commits {
-		from := v.verified[p]
+		from := v.verified[source][p]
 		if c <= from {
 			continue
 		}
@@ -171,7 +174,7 @@ func (v *visibility) observe(ctx context.Context, commits map[int32]int64, sourc
 		for _, m := range missing {
 			v.violations = append(v.violations, fmt.Sprintf("%s (seen through %s: %s/%d committed at %d)", m, source, v.e.topic, p, c))
 		}
-		v.verified[p] = c
+		v.verified[source][p] = c
 	}
 	return advanced
 }
