@@ -29,7 +29,10 @@ import (
 	"time"
 
 	neo4jdrv "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	qc "github.com/qdrant/go-client/qdrant"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,8 +51,8 @@ import (
 // Bounds of the failure tests. None is about speed: each is several times
 // what the step takes on an idle machine.
 const (
-	catchUpWait   = 5 * time.Minute // a stream (or the rest of it) committed
-	recoveryWait  = 3 * time.Minute // caught up after a store is back
+	catchUpWait   = 10 * time.Minute // a stream (or the rest of it) committed
+	recoveryWait  = 3 * time.Minute  // caught up after a store is back
 	downWait      = 30 * time.Second
 	kafkaCallWait = 30 * time.Second
 )
@@ -643,8 +646,9 @@ type outage struct {
 	why          string  // the store's readiness error
 }
 
-// watch polls readiness and /metrics until stop is closed.
-func (tw *testWorker) watch(t *testing.T, store string, stop <-chan struct{}) *outage {
+// watch polls readiness and /metrics until stop is closed. It runs on its
+// own goroutine, so it skips a failed poll instead of failing the test.
+func (tw *testWorker) watch(store string, stop <-chan struct{}) *outage {
 	o := &outage{}
 	topic := tw.cfg.Kafka.Topics[0]
 	for {
@@ -653,8 +657,7 @@ func (tw *testWorker) watch(t *testing.T, store string, stop <-chan struct{}) *o
 			return o
 		case <-time.After(200 * time.Millisecond):
 		}
-		code, body := tw.ready(t)
-		if code == http.StatusServiceUnavailable && namesStore(body, store) {
+		if code, body, err := tw.readyQuiet(); err == nil && code == http.StatusServiceUnavailable && namesStore(body, store) {
 			o.readiness503 = true
 			for name, msg := range downChecks(body) {
 				if strings.Contains(name, store) {
@@ -662,17 +665,41 @@ func (tw *testWorker) watch(t *testing.T, store string, stop <-chan struct{}) *o
 				}
 			}
 		}
-		f := tw.scrape(t)
-		o.maxPaused = max(o.maxPaused, metricValue(f, "ragstream_partitions_paused", map[string]string{"topic": topic}))
-		o.maxBreaker = max(o.maxBreaker, metricValue(f, "ragstream_breaker_state", map[string]string{"sink": store}))
+		if f, err := tw.scrapeQuiet(); err == nil {
+			o.maxPaused = max(o.maxPaused, metricValue(f, "ragstream_partitions_paused", map[string]string{"topic": topic}))
+			o.maxBreaker = max(o.maxBreaker, metricValue(f, "ragstream_breaker_state", map[string]string{"sink": store}))
+		}
 	}
+}
+
+// readyQuiet is ready without a *testing.T.
+func (tw *testWorker) readyQuiet() (int, readyBody, error) {
+	var body readyBody
+	resp, err := http.Get(tw.base + "/health/ready")
+	if err != nil {
+		return 0, body, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body, err
+}
+
+// scrapeQuiet is scrape without a *testing.T.
+func (tw *testWorker) scrapeQuiet() (metricstest.Families, error) {
+	resp, err := http.Get(tw.base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
 }
 
 // watchDuring runs tw.watch while fn runs.
 func (tw *testWorker) watchDuring(t *testing.T, store string, fn func()) *outage {
 	stop := make(chan struct{})
 	res := make(chan *outage, 1)
-	go func() { res <- tw.watch(t, store, stop) }()
+	go func() { res <- tw.watch(store, stop) }()
 	fn()
 	close(stop)
 	return <-res
@@ -743,7 +770,9 @@ func TestFailurePoison(t *testing.T) {
 			return false
 		})
 		e.waitCaughtUp(adm, catchUpWait, tw)
-		return run{took: time.Since(first), records: records, load: loadavg()}
+		r := run{took: time.Since(first), records: records, load: loadavg()}
+		t.Logf("store calls: %s", sinkCalls(tw.scrape(t)))
+		return r
 	}
 
 	// Clean: the same shape of stream without poison.
@@ -851,6 +880,23 @@ func TestFailurePoison(t *testing.T) {
 			clean.records, clean.took.Round(time.Millisecond), cr, clean.load,
 			poisoned.records, poisoned.took.Round(time.Millisecond), pr, poisoned.load, 100*pr/cr, runtime.GOMAXPROCS(0))
 	}
+}
+
+// sinkCalls summarises ragstream_sink_duration_seconds: calls and seconds
+// by sink, operation and result.
+func sinkCalls(f metricstest.Families) string {
+	var parts []string
+	for _, m := range f["ragstream_sink_duration_seconds"].GetMetric() {
+		l := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		if h := m.GetHistogram(); h.GetSampleCount() > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s %s: %d calls, %.1f s", l["sink"], l["op"], l["result"], h.GetSampleCount(), h.GetSampleSum()))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }
 
 func perKindCount(s *stream, kind string) int {
@@ -1200,8 +1246,23 @@ func TestFailureNeo4jRefusesPassword(t *testing.T) {
 	e.expectEmptyDLQ("neo4j refusing the password")
 	t.Logf("readiness while the password was refused: %q", why)
 
-	// The operator fixes the password and restarts the worker.
+	// A worker started with the refused password does not start: it exits
+	// at once with an error naming the cause (ragstream run exits 1).
 	tw.stop(t)
+	cfg := e.config()
+	withPass(oldPass)(&cfg)
+	sctx, scancel := context.WithTimeout(context.Background(), downWait)
+	defer scancel()
+	if w, err := newWorker(sctx, &cfg, zerolog.Nop()); err == nil {
+		w.close()
+		t.Error("a worker started with the refused password: want an error")
+	} else if l := strings.ToLower(err.Error()); sctx.Err() != nil || !strings.Contains(l, "neo4j") || !strings.Contains(l, "auth") {
+		t.Errorf("a worker started with the refused password failed with %q, want at once and naming neo4j authentication", err)
+	} else {
+		t.Logf("a worker started with the refused password fails: %v", err)
+	}
+
+	// The operator fixes the password and restarts the worker.
 	// Neo4j locks an account for a few seconds after repeated failed
 	// logins (dbms.security.auth_lock_time, 5 s); the operator's restart
 	// takes longer than that.
@@ -1291,15 +1352,20 @@ func TestFailureRefusedUpdateKeepsPreviousVersion(t *testing.T) {
 }
 
 // TestFailureDeadlocks writes events that all mention the same few entities
-// from 12 partitions at once, in small batches, so the partitions' Neo4j
-// transactions lock the same nodes in parallel: deadlocks between them are
-// transient and retried, so nothing is dead-lettered and everything lands.
+// from 12 partitions at once, in small batches, with as many concurrent
+// Neo4j transactions allowed (neo4j.max_concurrent_transactions), so the
+// partitions' transactions lock the same nodes in parallel: deadlocks
+// between them are transient and retried, so nothing is dead-lettered and
+// everything lands.
 func TestFailureDeadlocks(t *testing.T) {
 	e := newWorkerEnv(t, testenv.Neo4jURI(t), envOptions{realKafka: true, partitions: 12, qdrantTarget: true})
 	tenants := testTenants(t, 1, true)
 	tenant := tenants[0]
 	tw := e.start(shaped(20, 20*time.Second, func(c *config.Config) {
 		c.Pipeline.Batch.Linger = config.Duration(5 * time.Millisecond)
+		// Every partition's transaction at once: the default of one at a
+		// time would serialise them and no deadlock could arise.
+		c.Neo4j.MaxConcurrentTransactions = 12
 	}))
 	adm := e.admin()
 
