@@ -221,6 +221,11 @@ func TestHalfOpen(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("Wait not closed 30 s after an OpenTimeout of %s", openFor)
 			}
+			// The change notice may reach the listener just after Wait
+			// closes: give it a moment.
+			for deadline := time.Now().Add(5 * time.Second); ch.last().To != breaker.HalfOpen && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if got := ch.last(); got.To != breaker.HalfOpen {
 				t.Fatalf("after OpenTimeout the last transition is to %v, want half-open", got.To)
 			}
