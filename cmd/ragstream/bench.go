@@ -216,12 +216,13 @@ type e2eResult struct {
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
 	LatencyP99ms  float64 `json:"latency_p99_ms"`
 	LatencyMaxms  float64 `json:"latency_max_ms"`
-	// Retries counts the worker's retried store calls (timeouts, deadlocks)
-	// during the throughput phase, from ragstream_sink_retries_total, and
-	// StoreErrors its store calls that failed (ragstream_sink_duration_seconds
-	// observations with a result other than ok).
-	Retries     int `json:"retries"`
+	// StoreCalls counts the worker's store calls during the throughput
+	// phase (ragstream_sink_duration_seconds observations), StoreErrors
+	// those that failed (a result other than ok), and Retries the retried
+	// ones (ragstream_sink_retries_total): timeouts, deadlocks.
+	StoreCalls  int `json:"store_calls"`
 	StoreErrors int `json:"store_errors"`
+	Retries     int `json:"retries"`
 	// LatencyCPUMicros is the worker's CPU per event during the latency phase.
 	LatencyCPUMicros float64 `json:"latency_cpu_us_per_event"`
 	// LoadAvg is the machine's 1, 5 and 15 minute load average at the end of
@@ -342,10 +343,10 @@ func printE2E(w io.Writer, results []e2eResult) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tstore errors\tretries\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
+	fmt.Fprintln(tw, "authority\tbatch\tevents\tevents/s\tstore calls\tfailed\tretried\tstartup s\tCPU µs/event\tpeak RSS MiB\tlatency at events/s\tp50 ms\tp99 ms\tmax ms\tload avg\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
-			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.StoreErrors, r.Retries, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
+			r.Authority, r.Batch, r.Events, r.EventsPerSec, r.StoreCalls, r.StoreErrors, r.Retries, r.StartupSec, r.CPUMicros, r.RSSPeakEndMiB,
 			r.LatencyRate, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.LoadAvg[0])
 	}
 	_ = tw.Flush()
@@ -436,12 +437,12 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 		return res, err
 	}
 	res.RSSPeakMiB, res.RSSPeakEndMiB = hwm, hwm
-	if res.Retries, res.StoreErrors, err = w.storeTrouble(ctx); err != nil {
+	if res.StoreCalls, res.StoreErrors, res.Retries, err = w.storeCalls(ctx); err != nil {
 		fmt.Fprintf(e.prog, "bench: warning: %v\n", err)
 	}
 	res.LoadAvg = loadAvg()
-	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB, %d store calls failed, %d retried\n",
-		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm, res.StoreErrors, res.Retries)
+	fmt.Fprintf(e.prog, "bench: %d events committed in %.2fs: %.0f events/s, %.1f µs CPU/event, peak RSS %.0f MiB, %d store calls, %d failed, %d retried\n",
+		n, res.Seconds, res.EventsPerSec, res.CPUMicros, hwm, res.StoreCalls, res.StoreErrors, res.Retries)
 
 	if o.latencyFor > 0 {
 		rate := o.latencyRate
@@ -975,36 +976,36 @@ func freePort() (string, error) {
 	return addr, lis.Close()
 }
 
-// storeTrouble reads from the worker's /metrics how many store calls were
-// retried (ragstream_sink_retries_total) and how many failed
-// (ragstream_sink_duration_seconds observations whose result is not ok).
-func (w *benchWorker) storeTrouble(ctx context.Context) (retries, failed int, err error) {
+// storeCalls reads from the worker's /metrics how many store calls it made
+// and how many of them failed (ragstream_sink_duration_seconds observations,
+// all and those whose result is not ok), and how many were retried
+// (ragstream_sink_retries_total).
+func (w *benchWorker) storeCalls(ctx context.Context) (calls, failed, retries int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.admin+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("worker metrics: %w", err)
+		return 0, 0, 0, fmt.Errorf("worker metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("worker metrics: %s", resp.Status)
+		return 0, 0, 0, fmt.Errorf("worker metrics: %s", resp.Status)
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, fmt.Errorf("worker metrics: %w", err)
+		return 0, 0, 0, fmt.Errorf("worker metrics: %w", err)
 	}
-	retries, err = sumMetric(bytes.NewReader(body), "ragstream_sink_retries_total", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	failed, err = sumMetric(bytes.NewReader(body), "ragstream_sink_duration_seconds_count", func(labels string) bool {
+	const duration = "ragstream_sink_duration_seconds_count"
+	calls, err1 := sumMetric(bytes.NewReader(body), duration, nil)
+	failed, err2 := sumMetric(bytes.NewReader(body), duration, func(labels string) bool {
 		return !strings.Contains(labels, `result="ok"`)
 	})
-	return retries, failed, err
+	retries, err3 := sumMetric(bytes.NewReader(body), "ragstream_sink_retries_total", nil)
+	return calls, failed, retries, errors.Join(err1, err2, err3)
 }
 
 // sumMetric sums the samples of one metric in the Prometheus text format

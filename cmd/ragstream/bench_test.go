@@ -245,6 +245,11 @@ func TestBenchE2E(t *testing.T) {
 				if r.EventsPerSec <= 0 || r.Seconds <= 0 || r.CPUMicros <= 0 {
 					t.Errorf("batch %d: rate %v over %vs, CPU %v µs/event: want positive figures", r.Batch, r.EventsPerSec, r.Seconds, r.CPUMicros)
 				}
+				// Each batch is at least one call of each store (the
+				// null authority is timed too).
+				if r.StoreCalls < 2*r.Events/r.Batch || r.StoreErrors != 0 {
+					t.Errorf("batch %d: %d store calls, %d failed: want at least %d, none failed", r.Batch, r.StoreCalls, r.StoreErrors, 2*r.Events/r.Batch)
+				}
 				if r.RSSPeakMiB < 5 || r.RSSPeakEndMiB < r.RSSPeakMiB {
 					t.Errorf("batch %d: peak RSS %v then %v MiB: implausible", r.Batch, r.RSSPeakMiB, r.RSSPeakEndMiB)
 				}
