@@ -755,6 +755,14 @@ func TestFailurePoison(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("RAGSTREAM_TEST_FAILURE_EVENTS")); err == nil && v >= 500 {
 		n = v
 	}
+	// RAGSTREAM_TEST_FAILURE_NEO4J_TXS sets neo4j.max_concurrent_transactions
+	// of both runs (for the figures; default: the configuration default).
+	txs, _ := strconv.Atoi(os.Getenv("RAGSTREAM_TEST_FAILURE_NEO4J_TXS"))
+	cfg := shaped(poisonBatch, 30*time.Second, func(c *config.Config) {
+		if txs > 0 {
+			c.Neo4j.MaxConcurrentTransactions = txs
+		}
+	})
 	drv := neo4jtest.Connect(t)
 	uri := testenv.Neo4jURI(t)
 	ref := newRefusal(t, drv)
@@ -790,7 +798,7 @@ func TestFailurePoison(t *testing.T) {
 		s := buildStream(t, n, 0, tenants, ref, 11)
 		e.produce(s.records)
 		adm := e.admin()
-		tw := e.start(shaped(poisonBatch, 30*time.Second))
+		tw := e.start(cfg)
 		clean = measure(t, e, tw, adm, len(s.records))
 		e.checkStores(*tw.cfg, tenants, foldGood(t, s.good))
 		e.expectEmptyDLQ("clean stream")
@@ -804,7 +812,7 @@ func TestFailurePoison(t *testing.T) {
 		e.standIn.Faults().RejectPoints(s.rejectPoints...)
 		e.produce(s.records)
 		adm := e.admin()
-		tw := e.start(shaped(poisonBatch, 30*time.Second))
+		tw := e.start(cfg)
 		poisoned = measure(t, e, tw, adm, len(s.records))
 
 		// Offsets: every record committed (waitCaughtUp), and nothing past
@@ -883,9 +891,9 @@ func TestFailurePoison(t *testing.T) {
 	if clean.took > 0 && poisoned.took > 0 {
 		cr := float64(clean.records) / clean.took.Seconds()
 		pr := float64(poisoned.records) / poisoned.took.Seconds()
-		t.Logf("FIGURE throughput: clean %d events in %s = %.0f events/s (load %s); 1%% poison %d events in %s = %.0f events/s (load %s); ratio %.0f%% (target >= 80%%); GOMAXPROCS %d",
+		t.Logf("FIGURE throughput: clean %d events in %s = %.0f events/s (load %s); 1%% poison %d events in %s = %.0f events/s (load %s); ratio %.0f%% (target >= 80%%); batch %d, neo4j.max_concurrent_transactions %s; GOMAXPROCS %d",
 			clean.records, clean.took.Round(time.Millisecond), cr, clean.load,
-			poisoned.records, poisoned.took.Round(time.Millisecond), pr, poisoned.load, 100*pr/cr, runtime.GOMAXPROCS(0))
+			poisoned.records, poisoned.took.Round(time.Millisecond), pr, poisoned.load, 100*pr/cr, poisonBatch, txsName(txs), runtime.GOMAXPROCS(0))
 	}
 }
 
@@ -904,6 +912,13 @@ func sinkCalls(f metricstest.Families) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")
+}
+
+func txsName(n int) string {
+	if n <= 0 {
+		return "default (" + strconv.Itoa(config.Default().Neo4j.MaxConcurrentTransactions) + ")"
+	}
+	return strconv.Itoa(n)
 }
 
 func perKindCount(s *stream, kind string) int {
