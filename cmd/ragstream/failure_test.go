@@ -1295,12 +1295,24 @@ func TestFailureNeo4jRefusesPassword(t *testing.T) {
 	withPass(oldPass)(&cfg)
 	sctx, scancel := context.WithTimeout(context.Background(), downWait)
 	defer scancel()
-	if w, err := newWorker(sctx, &cfg, zerolog.Nop()); err == nil {
+	panicked := false
+	w, err := func() (w *worker, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, err = true, fmt.Errorf("newWorker panicked: %v", p)
+			}
+		}()
+		return newWorker(sctx, &cfg, zerolog.Nop())
+	}()
+	switch {
+	case panicked:
+		t.Errorf("a worker started with the refused password: %v, want an error naming neo4j authentication", err)
+	case err == nil:
 		w.close()
 		t.Error("a worker started with the refused password: want an error")
-	} else if l := strings.ToLower(err.Error()); sctx.Err() != nil || !strings.Contains(l, "neo4j") || !strings.Contains(l, "auth") {
+	case sctx.Err() != nil || !strings.Contains(strings.ToLower(err.Error()), "neo4j") || !strings.Contains(strings.ToLower(err.Error()), "auth"):
 		t.Errorf("a worker started with the refused password failed with %q, want at once and naming neo4j authentication", err)
-	} else {
+	default:
 		t.Logf("a worker started with the refused password fails: %v", err)
 	}
 
