@@ -49,10 +49,13 @@ type worker struct {
 // store that refuses ragstream (authentication, a collection of another
 // shape, DLQ topics it may not create) is an error.
 func newWorker(ctx context.Context, cfg *config.Config, log zerolog.Logger) (w *worker, err error) {
-	w = &worker{cfg: cfg, log: log}
+	// wk, not the named result: `return nil, err` sets w to nil before
+	// this deferred close runs.
+	wk := &worker{cfg: cfg, log: log}
+	w = wk
 	defer func() {
 		if err != nil {
-			w.close()
+			wk.close()
 		}
 	}()
 	w.metrics = metrics.New(buildinfo.Get(), metrics.WithLogger(log))
