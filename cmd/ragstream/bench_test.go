@@ -215,7 +215,7 @@ func TestBenchE2E(t *testing.T) {
 			brokers := tt.brokers(t)
 			q := qdranttest.Start(t)
 			args := []string{"e2e", "--brokers", strings.Join(brokers, ","), "--neo4j-uri", neo4jURI,
-				"--qdrant-addr", q.Addr(), "--batch", "50,200", "--events", "600", "--partitions", "3",
+				"--qdrant-addr", q.Addr(), "--batch", "50,200", "--events", "1200", "--partitions", "3",
 				"--dims", "16", "--latency-duration", "2s", "--timeout", "2m", "--keep", "--log-dir", t.TempDir()}
 			if tt.null {
 				args = append(args, "--null-neo4j")
@@ -239,8 +239,8 @@ func TestBenchE2E(t *testing.T) {
 				t.Fatalf("got %d JSON result lines, want 2:\n%s", len(results), out.String())
 			}
 			for i, r := range results {
-				if want := []int{50, 200}[i]; r.Batch != want || r.Events != 600 || r.Authority != tt.authority {
-					t.Errorf("result %d: batch %d, events %d, authority %q; want %d, 600, %q", i, r.Batch, r.Events, r.Authority, want, tt.authority)
+				if want := []int{50, 200}[i]; r.Batch != want || r.Events != 1200 || r.Authority != tt.authority {
+					t.Errorf("result %d: batch %d, events %d, authority %q; want %d, 1200, %q", i, r.Batch, r.Events, r.Authority, want, tt.authority)
 				}
 				if r.EventsPerSec <= 0 || r.Seconds <= 0 || r.CPUMicros <= 0 {
 					t.Errorf("batch %d: rate %v over %vs, CPU %v µs/event: want positive figures", r.Batch, r.EventsPerSec, r.Seconds, r.CPUMicros)
