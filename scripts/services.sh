@@ -22,6 +22,8 @@
 #   RAGSTREAM_TEST_MAVEN_REPO               Maven local repository; default Maven's (~/.m2/repository)
 #   RAGSTREAM_TEST_JAVA                     java binary (17 or 21); default: found
 #   RAGSTREAM_TEST_SERVICES_TIMEOUT         seconds to wait for readiness, default 180
+#   RAGSTREAM_TEST_JIT                      c1 (default: fast start, for tests) or full
+#                                           (C1+C2, for benchmarks: slower start, faster steady state)
 #
 # The defaults stay clear of dev mode's ports (9092, 6334, 7687, 6379, 8080).
 # Every server runs in its own process group (setsid); `down` signals the
@@ -41,6 +43,14 @@ NEO4J_PORT=${RAGSTREAM_TEST_NEO4J_PORT:-17687}
 REDIS_PORT=${RAGSTREAM_TEST_REDIS_PORT:-16379}
 TIMEOUT=${RAGSTREAM_TEST_SERVICES_TIMEOUT:-180}
 MAVEN_REPO=${RAGSTREAM_TEST_MAVEN_REPO:-}
+case ${RAGSTREAM_TEST_JIT:-c1} in
+c1) JIT_FLAGS=(-XX:TieredStopAtLevel=1) ;;
+full) JIT_FLAGS=() ;;
+*)
+	printf 'services: error: RAGSTREAM_TEST_JIT must be c1 or full, not %q\n' "$RAGSTREAM_TEST_JIT" >&2
+	exit 2
+	;;
+esac
 MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 LOGS=$STATE/logs
@@ -400,7 +410,7 @@ start_kafka() {
 		tail_log "$LOGS/kafka-format.log"
 		die "kafka: formatting the log dir $dir/data failed"
 	fi
-	spawn kafka "$JAVA" -Xms512m -Xmx512m -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+	spawn kafka "$JAVA" -Xms512m -Xmx512m "${JIT_FLAGS[@]}" -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$SVC/kafka/log4j2.properties" \
 		-cp "$KAFKA_JARS/*" kafka.Kafka "$dir/server.properties"
 }
@@ -410,9 +420,10 @@ start_neo4j() {
 	ensure_port_free neo4j "$NEO4J_PORT" RAGSTREAM_TEST_NEO4J_PORT
 	rm -rf "$home"
 	mkdir -p "$home"
-	# JVM flags as upstream's neo4j.conf; C1 only, because it halves start-up
-	# on two cores and tests never run long enough for C2 to pay off.
-	spawn neo4j "$JAVA" -Xms1g -Xmx1g -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+	# JVM flags as upstream's neo4j.conf; C1 only by default, because it halves
+	# start-up on two cores and tests never run long enough for C2 to pay off
+	# (RAGSTREAM_TEST_JIT=full for benchmarks).
+	spawn neo4j "$JAVA" -Xms1g -Xmx1g "${JIT_FLAGS[@]}" -Djava.awt.headless=true \
 		--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED \
 		--add-opens=java.base/sun.nio.ch=ALL-UNNAMED -Dio.netty.tryReflectionSetAccessible=true \
 		-cp "$NEO4J_JARS/*" "$SVC/neo4j/Launcher.java" "$home" "$NEO4J_PORT" off
