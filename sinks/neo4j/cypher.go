@@ -136,11 +136,14 @@ const (
 // takes an incoming value when the incoming rank is at least the key's.
 //
 // Each merge has two statements. The fast one merges every row and handles
-// the common case — the row outranks n and restates every key n has, at one
-// rank — as a plain map SET; it returns the rows it could not take (the row
-// ranks lower than n, n has keys of lower rank, or the row leaves out some
-// of n's keys). Only those go through the general one, which computes the
-// winners key by key and the new exceptions. Rows carry, from the batch's
+// the two common cases of an n without exceptions: the row outranks n and
+// restates every key n has, at one rank (a plain map SET); or the row ranks
+// below n and names only keys n has (it loses every key, so nothing
+// changes: the case of partitions delivering a shared entity's mentions out
+// of timestamp order). It returns the rows it could not take (n has keys of
+// lower rank, a row at or above n's rank leaves out some of n's keys, or a
+// lower row brings a key n lacks). Only those go through the general one,
+// which computes the winners key by key and the new exceptions. Rows carry, from the batch's
 // assertions of n merged in Go: i, rank (the highest), keys, vals, ranks (per
 // key), props (keys to vals) and uniform (every key at rank).
 
@@ -149,9 +152,10 @@ const (
 func mergeFast(own, set string) string {
 	return `
 WITH n, r, coalesce(n._rank, '') AS top, n._pk IS NULL AS plain, [k IN keys(n) WHERE NOT k IN ` + own + `] AS uk, n.type AS old
-WITH n, r, old, r.uniform AND r.rank >= top AND plain AND all(k IN uk WHERE k IN r.keys) AS fast
+WITH n, r, old, r.uniform AND r.rank >= top AND plain AND all(k IN uk WHERE k IN r.keys) AS fast,
+     r.rank < top AND plain AND all(k IN r.keys WHERE k IN uk) AS lost
 FOREACH (_ IN CASE WHEN fast THEN [1] ELSE [] END | ` + set + `)
-WITH r, fast WHERE NOT fast
+WITH r, fast, lost WHERE NOT fast AND NOT lost
 RETURN r.i AS i`
 }
 
