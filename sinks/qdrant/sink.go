@@ -44,6 +44,7 @@ type Config struct {
 type Sink struct {
 	cfg    Config
 	client *qc.Client
+	codec  wireCodec
 	now    func() time.Time
 }
 
@@ -93,7 +94,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qdrant client: %w", err)
 	}
-	return &Sink{cfg: cfg, client: client, now: time.Now}, nil
+	return &Sink{cfg: cfg, client: client, codec: newWireCodec(), now: time.Now}, nil
 }
 
 // Name identifies the sink in logs, metrics and DLQ stages (sink.qdrant).
@@ -229,33 +230,21 @@ func (s *Sink) Write(ctx context.Context, writes []pipeline.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	now := s.now()
-	points := make([]*qc.PointStruct, 0, len(writes))
+	req, n, err := encodeUpsert(s.cfg.Collection, writes, s.cfg.StoreText, s.now())
+	if err != nil {
+		return err
+	}
 	var deletes []*qc.PointId
 	for i := range writes {
-		w := &writes[i]
-		id := qc.NewIDUUID(PointID(w.Key.Tenant, w.Key.ID))
-		switch w.Action {
-		case pipeline.ActionUpsert:
-			points = append(points, &qc.PointStruct{
-				Id:      id,
-				Vectors: qc.NewVectorsDense(w.Record.Event.Vector),
-				Payload: payload(w.Record, s.cfg.StoreText, now),
-			})
-		case pipeline.ActionDelete:
-			deletes = append(deletes, id)
+		if w := &writes[i]; w.Action == pipeline.ActionDelete {
+			deletes = append(deletes, qc.NewIDUUID(PointID(w.Key.Tenant, w.Key.ID)))
 		}
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	if len(points) > 0 {
-		_, err := s.client.Upsert(ctx, &qc.UpsertPoints{
-			CollectionName: s.cfg.Collection,
-			Wait:           qc.PtrOf(true),
-			Points:         points,
-		})
-		if err != nil {
-			return classify(fmt.Sprintf("upsert %d points", len(points)), err)
+	if n > 0 {
+		if err := s.invokeUpsert(ctx, req); err != nil {
+			return classify(fmt.Sprintf("upsert %d points", n), err)
 		}
 	}
 	if len(deletes) > 0 {

@@ -1,0 +1,219 @@
+package qdrant
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	qc "github.com/qdrant/go-client/qdrant"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ragstream/ragstream/internal/sample"
+	"github.com/ragstream/ragstream/pipeline"
+	"github.com/ragstream/ragstream/pipeline/event"
+)
+
+// referenceUpsert builds the request with the go-client's generated types,
+// as the sink did before wire.go: the model the encoder is held to.
+func referenceUpsert(collection string, writes []pipeline.Write, storeText bool, now time.Time) *qc.UpsertPoints {
+	req := &qc.UpsertPoints{CollectionName: collection, Wait: qc.PtrOf(true)}
+	for i := range writes {
+		w := &writes[i]
+		if w.Action != pipeline.ActionUpsert {
+			continue
+		}
+		req.Points = append(req.Points, &qc.PointStruct{
+			Id:      qc.NewIDUUID(PointID(w.Key.Tenant, w.Key.ID)),
+			Vectors: qc.NewVectorsDense(w.Record.Event.Vector),
+			Payload: referencePayload(w.Record, storeText, now),
+		})
+	}
+	return req
+}
+
+func referencePayload(r *pipeline.Record, storeText bool, ingestedAt time.Time) map[string]*qc.Value {
+	ev := &r.Event
+	p := map[string]*qc.Value{
+		FieldTenant:  qc.NewValueString(ev.Tenant),
+		FieldID:      qc.NewValueString(ev.ID),
+		FieldVersion: qc.NewValueInt(ev.Version),
+	}
+	if ev.DocID != "" {
+		p[FieldDocID] = qc.NewValueString(ev.DocID)
+	}
+	if storeText && ev.HasText {
+		p[FieldText] = qc.NewValueString(ev.Text)
+	}
+	if len(ev.Metadata) > 0 {
+		p[FieldMetadata] = referenceValue(ev.Metadata)
+	}
+	ents := make([]*qc.Value, len(ev.Entities))
+	for i := range ev.Entities {
+		ents[i] = qc.NewValueString(ev.Entities[i].ID)
+	}
+	p[FieldEntities] = qc.NewValueList(&qc.ListValue{Values: ents})
+	p[FieldCorrelationID] = qc.NewValueString(r.CorrelationID)
+	p[FieldIngestedAt] = qc.NewValueString(ingestedAt.UTC().Format(time.RFC3339Nano))
+	if r.Src != nil {
+		p[FieldSourceTopic] = qc.NewValueString(r.Src.Topic)
+		p[FieldSourcePartition] = qc.NewValueInt(int64(r.Src.Partition))
+		p[FieldSourceOffset] = qc.NewValueInt(r.Src.Offset)
+	}
+	return p
+}
+
+func referenceValue(v any) *qc.Value {
+	switch v := v.(type) {
+	case nil:
+		return qc.NewValueNull()
+	case bool:
+		return qc.NewValueBool(v)
+	case int64:
+		return qc.NewValueInt(v)
+	case int:
+		return qc.NewValueInt(int64(v))
+	case float64:
+		return qc.NewValueDouble(v)
+	case string:
+		return qc.NewValueString(v)
+	case []any:
+		vals := make([]*qc.Value, len(v))
+		for i, e := range v {
+			vals[i] = referenceValue(e)
+		}
+		return qc.NewValueList(&qc.ListValue{Values: vals})
+	case map[string]any:
+		f := make(map[string]*qc.Value, len(v))
+		for k, e := range v {
+			f[k] = referenceValue(e)
+		}
+		return qc.NewValueStruct(&qc.Struct{Fields: f})
+	}
+	panic(fmt.Sprintf("test value of type %T", v))
+}
+
+// wireCases are writes covering every payload shape: sample events (text,
+// unicode, entities, metadata), every JSON kind in metadata at several
+// depths, empty containers, long strings (multi-byte lengths), absent
+// doc_id and text, a record without a Kafka source, and deletes mixed in.
+func wireCases(t testing.TB) map[string][]pipeline.Write {
+	t.Helper()
+	const dims = 384
+	dec := event.NewDecoder(event.DefaultLimits(dims))
+	var fromSample []pipeline.Write
+	for i, r := range sample.Generate(300, sample.Options{Seed: 3, Dims: dims}) {
+		ev, err := dec.Decode(r.Key, r.Value)
+		if err != nil {
+			continue // the sample's deliberate bad records
+		}
+		rec := &pipeline.Record{Src: &kgo.Record{Topic: "events", Partition: int32(i % 7), Offset: int64(i) << 20},
+			Event: ev, CorrelationID: fmt.Sprintf("events/%d/%d", i%7, i)}
+		act := pipeline.ActionUpsert
+		if ev.Op == event.OpDelete || ev.Vector == nil {
+			act = pipeline.ActionDelete
+		}
+		fromSample = append(fromSample, pipeline.Write{Key: rec.Key(), Action: act, Version: ev.Version, Record: rec})
+	}
+	if len(fromSample) < 250 {
+		t.Fatalf("only %d sample writes", len(fromSample))
+	}
+	long := string(make([]byte, 70000))
+	meta := map[string]any{
+		"null": nil, "t": true, "f": false, "zero": int64(0), "neg": int64(-7), "big": int64(1) << 62,
+		"pi": 3.25, "negzero": -0.0, "s": "ü€😀", "empty": "", "long": long,
+		"list":   []any{int64(1), "two", 3.5, nil, true, []any{}, map[string]any{}},
+		"nested": map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": int64(300)}}}},
+		"emptyl": []any{}, "emptym": map[string]any{},
+	}
+	handMade := func(src bool, text bool, docID string, md map[string]any, vec []float32) pipeline.Write {
+		rec := &pipeline.Record{Event: event.Event{Tenant: "t-ü", ID: "chunk/1", DocID: docID, Version: 1 << 40,
+			Text: "text " + long[:200], HasText: text, Metadata: md, Vector: vec,
+			Entities: []event.Entity{{ID: "e1"}, {ID: "ë2"}}}, CorrelationID: "c-1"}
+		if src {
+			rec.Src = &kgo.Record{Topic: "in", Partition: 2147483647, Offset: 1<<63 - 1}
+		}
+		return pipeline.Write{Key: rec.Key(), Action: pipeline.ActionUpsert, Version: 1, Record: rec}
+	}
+	vec := make([]float32, dims)
+	for i := range vec {
+		vec[i] = float32(i)/7 - 20
+	}
+	return map[string][]pipeline.Write{
+		"sample":          fromSample,
+		"every_kind":      {handMade(true, true, "doc", meta, vec)},
+		"no_src_no_text":  {handMade(false, false, "", nil, vec[:1])},
+		"long_text":       {handMade(true, true, long, map[string]any{"k": long}, vec)},
+		"no_entities":     {{Key: pipeline.Key{Tenant: "a", ID: "b"}, Action: pipeline.ActionUpsert, Record: &pipeline.Record{Event: event.Event{Tenant: "a", ID: "b", Vector: vec}}}},
+		"only_deletes":    {{Key: pipeline.Key{Tenant: "a", ID: "b"}, Action: pipeline.ActionDelete, Record: &pipeline.Record{}}},
+		"mixed_with_data": append([]pipeline.Write{{Key: pipeline.Key{Tenant: "a", ID: "d"}, Action: pipeline.ActionDelete, Record: &pipeline.Record{}}}, handMade(true, true, "x", meta, vec)),
+	}
+}
+
+func TestUpsertWireEqualsProto(t *testing.T) {
+	now := time.Date(2026, 11, 27, 3, 4, 5, 678901234, time.FixedZone("x", 3600))
+	for name, writes := range wireCases(t) {
+		for _, storeText := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/text=%v", name, storeText), func(t *testing.T) {
+				want := referenceUpsert("coll_ü", writes, storeText, now)
+				b, n, err := encodeUpsert("coll_ü", writes, storeText, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != len(want.Points) {
+					t.Fatalf("encoded %d points, want %d", n, len(want.Points))
+				}
+				var got qc.UpsertPoints
+				if err := proto.Unmarshal(b, &got); err != nil {
+					t.Fatalf("the encoding does not parse as qdrant.UpsertPoints: %v", err)
+				}
+				if !proto.Equal(&got, want) {
+					for i := range want.Points {
+						if i < len(got.Points) && !proto.Equal(got.Points[i], want.Points[i]) {
+							t.Fatalf("point %d differs:\n got %v\nwant %v", i, got.Points[i], want.Points[i])
+						}
+					}
+					t.Fatalf("request differs:\n got %v\nwant %v", &got, want)
+				}
+				// Same length as the generated marshaller's: no field is
+				// written twice and none is missing.
+				if ref, _ := proto.Marshal(want); len(ref) != len(b) {
+					t.Errorf("encoding is %d bytes, proto.Marshal %d", len(b), len(ref))
+				}
+			})
+		}
+	}
+}
+
+func TestUpsertWireRefusesUnknownValueType(t *testing.T) {
+	rec := &pipeline.Record{Event: event.Event{Tenant: "a", ID: "b", Vector: []float32{1},
+		Metadata: map[string]any{"k": []any{struct{}{}}}}}
+	_, _, err := encodeUpsert("c", []pipeline.Write{{Key: rec.Key(), Action: pipeline.ActionUpsert, Record: rec}}, true, time.Now())
+	if err == nil || !strings.Contains(err.Error(), `payload "metadata": value of an unsupported type`) {
+		t.Fatalf("err = %v, want the unsupported metadata value named", err)
+	}
+}
+
+func BenchmarkUpsertEncode(b *testing.B) {
+	writes := wireCases(b)["sample"]
+	now := time.Now()
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, _, err := encodeUpsert("c", writes, true, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(writes))/1e3, "us/point")
+	})
+	b.Run("generated", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := proto.Marshal(referenceUpsert("c", writes, true, now)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(writes))/1e3, "us/point")
+	})
+}
