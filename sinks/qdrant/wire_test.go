@@ -2,6 +2,7 @@ package qdrant
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func wireCases(t testing.TB) map[string][]pipeline.Write {
 	long := string(make([]byte, 70000))
 	meta := map[string]any{
 		"null": nil, "t": true, "f": false, "zero": int64(0), "neg": int64(-7), "big": int64(1) << 62,
-		"pi": 3.25, "negzero": -0.0, "s": "ü€😀", "empty": "", "long": long,
+		"pi": 3.25, "negzero": math.Copysign(0, -1), "s": "ü€😀", "empty": "", "long": long,
 		"list":   []any{int64(1), "two", 3.5, nil, true, []any{}, map[string]any{}},
 		"nested": map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": int64(300)}}}},
 		"emptyl": []any{}, "emptym": map[string]any{},
