@@ -48,14 +48,19 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		return follow(ctx, nil)
 	}
 
+	// One deadline covers the wait for a transaction turn and the
+	// transaction: on a frozen server the turns stay held, and the calls
+	// queued behind them must fail within the timeout too, so the breaker
+	// sees every one of them fail instead of one per timeout.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
 	select {
 	case s.turns <- struct{}{}:
 		defer func() { <-s.turns }()
 	case <-ctx.Done():
-		return ctx.Err()
+		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn free within neo4j.timeout %s (neo4j.max_concurrent_transactions %d, all busy): %w",
+			s.cfg.Timeout, s.cfg.MaxConcurrentTx, context.Cause(ctx)))
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	sess := s.session(ctx)
 	defer sess.Close(ctx)
 	var step string

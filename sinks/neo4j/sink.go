@@ -37,8 +37,9 @@ type Config struct {
 	Password string
 	// Database empty means the user's home database.
 	Database string
-	// Timeout bounds each call: a whole Apply (its transaction, the driver's
-	// retries of it and the follower's write inside it), a sweep statement, a
+	// Timeout bounds each call: a whole Apply (the wait for a transaction
+	// turn, its transaction, the driver's retries of it and the follower's
+	// write inside it), a sweep statement, a
 	// Ping. It is also the server-side transaction timeout. Default 5 s.
 	Timeout time.Duration
 	// StoreText keeps the chunk text on the Chunk node.
@@ -54,8 +55,8 @@ type Config struct {
 	// MaxConcurrentTx bounds the Apply transactions running at once across
 	// partitions (default 1). Partitions share entities, so concurrent
 	// transactions mostly wait on each other's locks, deadlock and time out;
-	// one at a time is the faster order. Waiting for a turn does not count
-	// against Timeout.
+	// one at a time is the faster order. Waiting for a turn counts against
+	// Timeout: a call that gets no turn within it fails (transient).
 	MaxConcurrentTx int
 	// Log receives the sweeper's reports; the zero value logs nothing.
 	Log zerolog.Logger
