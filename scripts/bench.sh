@@ -21,8 +21,10 @@
 # Kafka and Neo4j come from scripts/services.sh: when they already run (in
 # RAGSTREAM_TEST_STATE_DIR, default .services) they are used and left
 # running; when none of the services runs, this script starts them and stops
-# them at the end. The machine may be shared: each section prints the load
-# average, and only ratios measured in one run are comparable.
+# them at the end, with RAGSTREAM_TEST_JIT=full (C1 and C2 compilers: the
+# steady state of a long-running server, where tests use C1 only for a fast
+# start). The machine may be shared: each section prints the load average,
+# and only ratios measured in one run are comparable.
 #
 # Settings (environment):
 #   BENCH_GO=0                 skip the go test benchmarks
@@ -164,7 +166,7 @@ ensure_services() {
 	elif ! grep -qE '(kafka|neo4j|redis) running' <<<"$status"; then
 		say "bench.sh: starting the services (scripts/services.sh up); they are stopped at the end"
 		STARTED_SERVICES=1
-		scripts/services.sh up
+		RAGSTREAM_TEST_JIT=${RAGSTREAM_TEST_JIT:-full} scripts/services.sh up
 	else
 		# Some run, started by someone else: start what is missing and
 		# leave everything running, since down would stop theirs too.
@@ -217,8 +219,15 @@ if wants_e2e; then
 	common=(--brokers "$RAGSTREAM_TEST_KAFKA_BROKERS" --neo4j-uri "$RAGSTREAM_TEST_NEO4J_URI"
 		--latency-duration "$E2E_LATENCY" --log-dir "$RAW/logs")
 	# The Neo4j ceilings of a batch size are measured right before its
-	# end-to-end run, so that the two see about the same machine.
+	# end-to-end run, so that the two see about the same machine. First one
+	# untimed round of the sink benchmark, so that the server's JIT has
+	# compiled the write path before anything is measured.
 	IFS=',' read -ra batches <<<"$E2E_BATCHES"
+	if has_benchmarks ./sinks/neo4j; then
+		say "bench.sh: warming Neo4j up (BenchmarkWrite/batch=1000, 10x, not reported)"
+		go test -run '^$' -bench '^BenchmarkWrite$/^batch=1000$' -benchtime 10x -timeout 30m ./sinks/neo4j >"$RAW/neo4j-warmup.log" 2>&1 ||
+			say "bench.sh: warning: the warm-up failed; see $RAW/neo4j-warmup.log"
+	fi
 	for b in "${batches[@]}"; do
 		b=${b// /}
 		if has_benchmarks ./sinks/neo4j; then
