@@ -106,12 +106,8 @@ func (w *partition) cycle(b *Batch, attempts *int) error {
 // takeCulprits handles a permanent refusal of single records: with a DLQ
 // they get Err and go there in the next cycle; without one the batch is cut
 // before the first of them and the partition halts after writing the rest.
+// Each record's stage names the store that refused it.
 func (w *partition) takeCulprits(b *Batch, err error) error {
-	stage := stageSinkPrefix + w.c.auth.Name()
-	var se *sinkError
-	if errors.As(err, &se) {
-		stage = stageSinkPrefix + w.c.sink.Name()
-	}
 	fresh := 0
 	var first *Record
 	for _, re := range recordErrors(err) {
@@ -119,6 +115,8 @@ func (w *partition) takeCulprits(b *Batch, err error) error {
 		if r == nil || r.Err != nil || !inBatch(b, r) {
 			continue
 		}
+		// Each culprit's own error says which store refused it.
+		stage := stageSinkPrefix + w.c.storeName(re.Err)
 		r.Err, r.Stage = Permanent(re.Err), stage
 		fresh++
 		if first == nil || r.Src.Offset < first.Src.Offset {
@@ -324,28 +322,36 @@ func (w *partition) bisect(b *Batch, recs []*Record, attempts *int) (culprits []
 	return culprits, singles, nil
 }
 
-// recordErrors collects the *RecordError values in err's tree.
+// recordErrors collects the *RecordError values in err's tree. A record the
+// follower refused comes back with its error marked as the follower's, so
+// its stage names the follower.
 func recordErrors(err error) []*RecordError {
 	var out []*RecordError
-	var walk func(error)
-	walk = func(e error) {
+	var walk func(e error, inSink bool)
+	walk = func(e error, inSink bool) {
 		if e == nil {
 			return
 		}
 		if re, ok := e.(*RecordError); ok {
+			if inSink {
+				re = &RecordError{Record: re.Record, Err: &sinkError{err: re.Err}}
+			}
 			out = append(out, re)
 			return
+		}
+		if _, ok := e.(*sinkError); ok {
+			inSink = true
 		}
 		switch u := e.(type) {
 		case interface{ Unwrap() []error }:
 			for _, x := range u.Unwrap() {
-				walk(x)
+				walk(x, inSink)
 			}
 		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
+			walk(u.Unwrap(), inSink)
 		}
 	}
-	walk(err)
+	walk(err, false)
 	return out
 }
 
