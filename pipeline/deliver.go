@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/avast/retry-go/v4"
@@ -29,11 +30,11 @@ var errAgain = errors.New("batch changed; apply again")
 func (w *partition) deliver(b *Batch, decode time.Duration) bool {
 	n, bytes := len(b.Records), b.Bytes
 	start := time.Now()
-	attempts := 0
+	var d delivery
 	backoff := w.c.opts.SinkDownBackoff
 	down := 0
 	for {
-		err := w.cycle(b, &attempts)
+		err := w.cycle(b, &d)
 		if err == nil {
 			break
 		}
@@ -75,16 +76,29 @@ func (w *partition) deliver(b *Batch, decode time.Duration) bool {
 			Msg("store back; partition resumed")
 	}
 	w.resume(PauseSinkDown)
-	w.finish(b, n, bytes, decode, time.Since(start), attempts)
+	w.finish(b, n, bytes, decode, time.Since(start), d.attempts)
 	return true
 }
 
+// delivery is what the cycles of one batch share.
+type delivery struct {
+	// attempts counts the store calls made for the batch.
+	attempts int
+	// isolated is set when culprit isolation ran to its end: every valid
+	// record of the batch is written but the culprits it found, so the
+	// next cycles only dead-letter those and apply nothing again.
+	isolated bool
+}
+
 // cycle is one attempt at a batch: dead-letter, then apply.
-func (w *partition) cycle(b *Batch, attempts *int) error {
+func (w *partition) cycle(b *Batch, d *delivery) error {
 	if w.c.dl != nil {
 		if err := w.deadLetter(b); err != nil {
 			return err
 		}
+	}
+	if d.isolated {
+		return nil
 	}
 	valid := false
 	for _, r := range b.Records {
@@ -96,39 +110,32 @@ func (w *partition) cycle(b *Batch, attempts *int) error {
 	if !valid {
 		return nil
 	}
-	err := w.applyIsolating(b, attempts)
-	if err == nil || ClassOf(err) != ClassPermanent {
+	culprits, err := w.applyIsolating(b, d)
+	if err != nil {
 		return err
 	}
-	return w.takeCulprits(b, err)
+	if len(culprits) == 0 {
+		return nil
+	}
+	return w.takeCulprits(b, culprits)
 }
 
-// takeCulprits handles a permanent refusal of single records: with a DLQ
-// they get Err and go there in the next cycle; without one the batch is cut
-// before the first of them and the partition halts after writing the rest.
-// Each record's stage names the store that refused it.
-func (w *partition) takeCulprits(b *Batch, err error) error {
-	fresh := 0
+// takeCulprits handles records the stores refused permanently for their
+// content: with a DLQ they get Err and go there in the next cycle; without
+// one the batch is cut before the first of them and the partition halts
+// after writing the rest. Each record's stage names the store that refused
+// it, read from its own error.
+func (w *partition) takeCulprits(b *Batch, culprits []*RecordError) error {
 	var first *Record
-	for _, re := range recordErrors(err) {
+	for _, re := range culprits {
 		r := re.Record
-		if r == nil || r.Err != nil || !inBatch(b, r) {
-			continue
-		}
-		// Each culprit's own error says which store refused it.
-		stage := stageSinkPrefix + w.c.storeName(re.Err)
+		stage := w.stageOf(re.Err)
 		r.Err, r.Stage = Permanent(re.Err), stage
-		fresh++
 		if first == nil || r.Src.Offset < first.Src.Offset {
 			first = r
 		}
 		w.log.Warn().Int64("offset", r.Src.Offset).Str("correlation_id", r.CorrelationID).Str("stage", stage).
 			Err(re.Err).Msg("store refused a record for its content")
-	}
-	if fresh == 0 {
-		// The store blames no record of this batch that is still in it: it is
-		// not the records.
-		return w.storeDown(err, fmt.Errorf("permanent error naming no record of the batch: %w", err))
 	}
 	if w.c.dl == nil {
 		w.halt = w.stoppedAt(first)
@@ -141,13 +148,10 @@ func (w *partition) takeCulprits(b *Batch, err error) error {
 	return errAgain
 }
 
-func inBatch(b *Batch, r *Record) bool {
-	for _, x := range b.Records {
-		if x == r {
-			return true
-		}
-	}
-	return false
+// stageOf returns the DLQ stage of a record refused with err: the sink's
+// when the follower refused it, else the authority's.
+func (w *partition) stageOf(err error) string {
+	return stageSinkPrefix + w.c.storeName(err)
 }
 
 // deadLetter sends the failed records not yet in the DLQ. A DLQ that refuses
@@ -257,16 +261,25 @@ func (w *partition) followSink(ctx context.Context, writes []Write) error {
 	return nil
 }
 
-// applyIsolating applies b; when a store refuses the batch permanently
-// without naming records, it bisects the batch to find them (DESIGN.md §5).
-// Bisecting writes the halves that succeed; the caller applies the batch
-// again without the culprits, which re-applies those idempotently. When no
-// part fails alone, or every record fails alone, the records are not the
-// cause: the store counts as down.
-func (w *partition) applyIsolating(b *Batch, attempts *int) error {
-	err := w.apply(b, attempts)
-	if err == nil || ClassOf(err) != ClassPermanent || len(recordErrors(err)) > 0 || w.ctx.Err() != nil {
-		return err
+// applyIsolating applies b. When a store refuses it permanently, it
+// isolates the culprits (DESIGN.md §5) and writes every other valid record
+// of b on the way, in offset order, so nothing is applied twice: records
+// the store's error names (*RecordError) are culprits at once; records it
+// points at (*SuspectError) are tried alone, between runs of the records
+// around them; without either the batch is bisected. It returns the
+// culprits, each refused with its own error; d.isolated is set when the
+// isolation ran to its end.
+//
+// When every record fails alone alike, the records are not the cause: the
+// store counts as down. A batch the store refused whole but took in parts
+// has no culprit: it is written. A non-permanent error ends the isolation;
+// the next cycle applies the whole batch again (idempotently), since a
+// record already found guilty might be taken then and must not land after
+// later records of its key.
+func (w *partition) applyIsolating(b *Batch, d *delivery) ([]*RecordError, error) {
+	err := w.apply(b, &d.attempts)
+	if err == nil || ClassOf(err) != ClassPermanent || w.ctx.Err() != nil {
+		return nil, err
 	}
 	var valid []*Record
 	for _, r := range b.Records {
@@ -274,52 +287,160 @@ func (w *partition) applyIsolating(b *Batch, attempts *int) error {
 			valid = append(valid, r)
 		}
 	}
-	if len(valid) == 1 {
-		return Permanent(&RecordError{Record: valid[0], Err: err})
-	}
-	culprits, singles, berr := w.bisect(b, valid, attempts)
+	is := &isolation{w: w, b: b, d: d}
+	is.refused(valid, err)
 	switch {
-	case berr != nil:
-		return berr
-	case len(culprits) == 0:
-		return w.storeDown(err, fmt.Errorf("batch refused, but none of its parts alone: %w", err))
-	case singles == len(valid):
-		return w.storeDown(err, fmt.Errorf("every record of the batch refused alike: %w", err))
+	case is.err != nil:
+		return nil, is.err
+	case is.singles == len(valid) && len(valid) > 1:
+		return nil, w.storeDown(err, fmt.Errorf("every record of the batch refused alike: %w", err))
 	}
-	return Permanent(errors.Join(culprits...))
+	d.isolated = true
+	if len(is.culprits) == 0 {
+		w.log.Warn().Err(err).Int64("offset", valid[0].Src.Offset).Int("records", len(valid)).
+			Msg("store refused the batch whole but took all of it in parts; nothing to dead-letter")
+	}
+	return is.culprits, nil
 }
 
-// bisect applies recs in halves, in offset order, down to single records,
-// and returns the refusals that name records; singles counts records that
-// failed alone. A non-permanent error ends the search.
-func (w *partition) bisect(b *Batch, recs []*Record, attempts *int) (culprits []error, singles int, err error) {
-	sub := &Batch{Topic: b.Topic, Partition: b.Partition, Records: recs}
-	aerr := w.apply(sub, attempts)
-	switch {
-	case aerr == nil:
-		return nil, 0, nil
-	case ClassOf(aerr) != ClassPermanent || w.ctx.Err() != nil:
-		return nil, 0, aerr
+// isolation is one search for the culprits of a refused batch.
+type isolation struct {
+	w *partition
+	b *Batch
+	d *delivery
+	// culprits are the refused records found, each with its own error.
+	culprits []*RecordError
+	// singles counts the records that failed alone.
+	singles int
+	// err is the non-permanent error that ended the search.
+	err error
+}
+
+// apply applies recs, a run of b's records in offset order.
+func (is *isolation) apply(recs []*Record) error {
+	return is.w.apply(&Batch{Topic: is.b.Topic, Partition: is.b.Partition, Records: recs}, &is.d.attempts)
+}
+
+// settle writes recs, isolating the culprits if the store refuses them.
+func (is *isolation) settle(recs []*Record) {
+	if is.err != nil || len(recs) == 0 {
+		return
 	}
-	if res := recordErrors(aerr); len(res) > 0 {
-		for _, re := range res {
-			culprits = append(culprits, re)
+	err := is.apply(recs)
+	switch {
+	case err == nil:
+	case ClassOf(err) != ClassPermanent || is.w.ctx.Err() != nil:
+		is.err = err
+	default:
+		is.refused(recs, err)
+	}
+}
+
+// refused finds the culprits of recs, which the store refused as a whole
+// with err, and writes the rest. A nil err means the refusal is inferred:
+// recs are what is left of a refused run after a part of it was written,
+// so they are split without being applied whole first.
+func (is *isolation) refused(recs []*Record, err error) {
+	if is.err != nil || len(recs) == 0 {
+		return
+	}
+	if named := recordErrors(err); len(named) > 0 {
+		var mine []*RecordError
+		for _, re := range named {
+			if slices.Contains(recs, re.Record) && !is.isCulprit(re.Record) {
+				mine = append(mine, re)
+			}
 		}
-		return culprits, 0, nil
+		if len(mine) == 0 {
+			// The store blames no record it was given: it is not the records.
+			is.err = is.w.storeDown(err, fmt.Errorf("permanent error naming no record of the batch: %w", err))
+			return
+		}
+		is.culprits = append(is.culprits, mine...)
+		is.settle(slices.DeleteFunc(slices.Clone(recs), is.isCulprit))
+		return
 	}
 	if len(recs) == 1 {
-		return []error{&RecordError{Record: recs[0], Err: aerr}}, 1, nil
-	}
-	mid := len(recs) / 2
-	for _, half := range [][]*Record{recs[:mid], recs[mid:]} {
-		c, s, err := w.bisect(b, half, attempts)
-		if err != nil {
-			return nil, 0, err
+		if err == nil {
+			is.settle(recs)
+			return
 		}
-		culprits = append(culprits, c...)
-		singles += s
+		is.culprits = append(is.culprits, &RecordError{Record: recs[0], Err: err})
+		is.singles++
+		return
 	}
-	return culprits, singles, nil
+	if sus := suspects(err, recs); len(sus) > 0 && len(sus) < len(recs) {
+		// Each suspect alone, and the runs between them, in offset order.
+		from := 0
+		for i, r := range recs {
+			if sus[r] {
+				is.settle(recs[from:i])
+				is.settle(recs[i : i+1])
+				from = i + 1
+			}
+		}
+		is.settle(recs[from:])
+		return
+	}
+	left, right := recs[:len(recs)/2], recs[len(recs)/2:]
+	lerr := is.apply(left)
+	switch {
+	case lerr == nil:
+		// The left half was taken: what made recs fail is on the right.
+		is.refused(right, nil)
+	case ClassOf(lerr) != ClassPermanent || is.w.ctx.Err() != nil:
+		is.err = lerr
+	default:
+		is.refused(left, lerr)
+		is.settle(right)
+	}
+}
+
+func (is *isolation) isCulprit(r *Record) bool {
+	for _, c := range is.culprits {
+		if c.Record == r {
+			return true
+		}
+	}
+	return false
+}
+
+// SuspectError is a store's permanent refusal of a batch that points at
+// some of its records without proving them guilty: a constraint violation
+// names a value, and the records whose content carries it are suspects,
+// though one of them may fail only because of another. The pipeline tries
+// the suspects alone first, writing the records between them around them in
+// offset order, instead of bisecting the whole batch; a suspect the store
+// takes alone is written like any other record. Classify it, e.g.
+// Permanent(&SuspectError{...}).
+type SuspectError struct {
+	Records []*Record
+	Err     error
+}
+
+func (e *SuspectError) Error() string { return e.Err.Error() }
+func (e *SuspectError) Unwrap() error { return e.Err }
+
+// suspects returns the records of recs that a *SuspectError in err's tree
+// names.
+func suspects(err error, recs []*Record) map[*Record]bool {
+	var out map[*Record]bool
+	walkErrors(err, false, func(e error, _ bool) bool {
+		se, ok := e.(*SuspectError)
+		if !ok {
+			return false
+		}
+		for _, r := range se.Records {
+			if slices.Contains(recs, r) {
+				if out == nil {
+					out = map[*Record]bool{}
+				}
+				out[r] = true
+			}
+		}
+		return false // a SuspectError may wrap more
+	})
+	return out
 }
 
 // recordErrors collects the *RecordError values in err's tree. A record the
@@ -327,32 +448,38 @@ func (w *partition) bisect(b *Batch, recs []*Record, attempts *int) (culprits []
 // its stage names the follower.
 func recordErrors(err error) []*RecordError {
 	var out []*RecordError
-	var walk func(e error, inSink bool)
-	walk = func(e error, inSink bool) {
-		if e == nil {
-			return
+	walkErrors(err, false, func(e error, inSink bool) bool {
+		re, ok := e.(*RecordError)
+		if !ok {
+			return false
 		}
-		if re, ok := e.(*RecordError); ok {
-			if inSink {
-				re = &RecordError{Record: re.Record, Err: &sinkError{err: re.Err}}
-			}
-			out = append(out, re)
-			return
+		if inSink {
+			re = &RecordError{Record: re.Record, Err: &sinkError{err: re.Err}}
 		}
-		if _, ok := e.(*sinkError); ok {
-			inSink = true
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() []error }:
-			for _, x := range u.Unwrap() {
-				walk(x, inSink)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap(), inSink)
-		}
-	}
-	walk(err, false)
+		out = append(out, re)
+		return true
+	})
 	return out
+}
+
+// walkErrors calls visit on every error of err's tree, depth first; inSink
+// says whether a *sinkError is above it. When visit returns true, e's own
+// tree is not walked.
+func walkErrors(err error, inSink bool, visit func(e error, inSink bool) bool) {
+	if err == nil || visit(err, inSink) {
+		return
+	}
+	if _, ok := err.(*sinkError); ok {
+		inSink = true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, x := range u.Unwrap() {
+			walkErrors(x, inSink, visit)
+		}
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), inSink, visit)
+	}
 }
 
 // errRetryBudget is the cause of a retry cycle's context ending at

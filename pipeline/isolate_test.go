@@ -3,7 +3,9 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +112,185 @@ func TestCulpritStageNamesTheRefusingStore(t *testing.T) {
 			}
 			sameState(t, "authority", auth.State(), wantState)
 			sameState(t, "follower", sinkStore.State(), wantState)
+		})
+	}
+}
+
+// TestIsolationWritesEachRecordOnce refuses a batch because of one record
+// without naming it, among updates of its own key before and after it: the
+// culprit alone is dead-lettered, the key ends at the update after it (the
+// culprit's higher version is never written), and every other record
+// reaches each store once and in offset order — the parts written while
+// searching are not applied again.
+func TestIsolationWritesEachRecordOnce(t *testing.T) {
+	topic, group := uniq("once"), uniq("g")
+	cl := newKfake(t, topic, 1)
+	var recs []*kgo.Record
+	for i := range 40 {
+		ev := pipelinetest.Event{Tenant: "acme", ID: fmt.Sprintf("c%06d", i), Version: 1}
+		switch i {
+		case 20:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 1, Text: "first"}
+		case 21:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 9, Text: "refused"}
+		case 30:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 2, Text: "second"}
+		}
+		recs = append(recs, ev.Record(topic, 0, ""))
+	}
+	cl.produce(t, recs...)
+	auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+	auth.RefuseBatchIf(func(r *pipeline.Record) bool { return r.Event.ID == "k" && r.Event.Version == 9 })
+	dl := &deadLetters{}
+	o := testOptions(group, topic)
+	o.MaxRecords = 40
+	var batches batchLog
+	start(t, cl, o, auth, sink, dl, pipeline.Hooks{Batch: batches.hook})
+	waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
+
+	if got := dl.all(); len(got) != 1 || got[0].offset != 21 || got[0].stage != "sink.neo4j" {
+		t.Fatalf("dead letters %+v, want offset 21 only, at sink.neo4j", got)
+	}
+	good := slices.DeleteFunc(slices.Clone(recs), func(r *kgo.Record) bool { return r.Offset == 21 })
+	want, err := pipelinetest.Expect(pipelinetest.Dims, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, "authority", auth.State(), want)
+	sameState(t, "follower", sink.State(), want)
+	if e := auth.State()[pipeline.Key{Tenant: "acme", ID: "k"}]; e.Version != 2 || e.Text != "second" {
+		t.Errorf("key acme/k is at version %d %q, want 2 \"second\"", e.Version, e.Text)
+	}
+	checkOrder(t, auth, topic, 1)
+	var sinkOffsets []int64
+	for _, l := range sink.Log() {
+		sinkOffsets = append(sinkOffsets, l.Offset)
+	}
+	for i := 1; i < len(sinkOffsets); i++ {
+		if sinkOffsets[i] <= sinkOffsets[i-1] {
+			t.Errorf("follower received offset %d after %d: a write repeated or out of order", sinkOffsets[i], sinkOffsets[i-1])
+		}
+	}
+	var recorded int
+	for _, b := range batches.all() {
+		recorded += b.Records
+	}
+	if recorded != len(recs) {
+		t.Errorf("batches finished %d records, want %d", recorded, len(recs))
+	}
+}
+
+// suspectingAuthority refuses a batch that holds a bad record with a
+// SuspectError naming the records suspect says (a constraint violation
+// names a value, not a record); other batches go to its Store. It keeps
+// the offsets of every call's valid records.
+type suspectingAuthority struct {
+	*pipelinetest.Store
+	bad, suspect func(*pipeline.Record) bool
+
+	mu    sync.Mutex
+	calls [][]int64
+}
+
+func (a *suspectingAuthority) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
+	var offs []int64
+	var sus []*pipeline.Record
+	refuse := false
+	for _, r := range b.Records {
+		if r.Err != nil {
+			continue
+		}
+		offs = append(offs, r.Src.Offset)
+		refuse = refuse || a.bad(r)
+		if a.suspect(r) {
+			sus = append(sus, r)
+		}
+	}
+	a.mu.Lock()
+	a.calls = append(a.calls, offs)
+	a.mu.Unlock()
+	if refuse {
+		return pipeline.Permanent(&pipeline.SuspectError{Records: sus,
+			Err: errors.New("neo4j: ConstraintValidationFailed: already exists with label `Refused` and property `serial` = 'taken'")})
+	}
+	return a.Store.Apply(ctx, b, follow)
+}
+
+func (a *suspectingAuthority) callsWith(off int64) (n int, alone bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.calls {
+		if slices.Contains(c, off) {
+			n++
+			alone = alone || len(c) == 1
+		}
+	}
+	return n, alone
+}
+
+func (a *suspectingAuthority) singles() []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []int64
+	for _, c := range a.calls {
+		if len(c) == 1 {
+			out = append(out, c[0])
+		}
+	}
+	return out
+}
+
+// TestSuspectsTriedAlone: when the store's refusal points at suspects, the
+// culprit is tried alone right away — in its batch once, then alone — and
+// no record the store did not point at is ever tried alone; a suspect the
+// store takes alone (a wrong guess) is written like the rest. Nothing is
+// applied twice and the stores hold every good record.
+func TestSuspectsTriedAlone(t *testing.T) {
+	const culprit = 17
+	tests := []struct {
+		name     string
+		suspects []int64
+	}{
+		{"the culprit alone", []int64{culprit}},
+		{"the culprit and an innocent record", []int64{5, culprit}},
+		{"the culprit, with its neighbours", []int64{culprit - 1, culprit, culprit + 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topic, group := uniq("suspects"), uniq("g")
+			cl := newKfake(t, topic, 1)
+			recs := simpleStream(topic, 1, 40, 0)
+			cl.produce(t, recs...)
+			store, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+			auth := &suspectingAuthority{Store: store,
+				bad:     func(r *pipeline.Record) bool { return r.Src.Offset == culprit },
+				suspect: func(r *pipeline.Record) bool { return slices.Contains(tc.suspects, r.Src.Offset) },
+			}
+			dl := &deadLetters{}
+			o := testOptions(group, topic)
+			o.MaxRecords = 40
+			start(t, cl, o, auth, sink, dl, pipeline.Hooks{})
+			waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
+
+			if got := dl.all(); len(got) != 1 || got[0].offset != culprit || got[0].stage != "sink.neo4j" {
+				t.Fatalf("dead letters %+v, want offset %d only, at sink.neo4j", got, culprit)
+			}
+			if n, alone := auth.callsWith(culprit); n > 2 || !alone {
+				t.Errorf("the culprit was in %d store calls (alone in one: %v), want 2: its batch, then alone", n, alone)
+			}
+			for _, off := range auth.singles() {
+				if !slices.Contains(tc.suspects, off) {
+					t.Errorf("offset %d was tried alone, but the store did not point at it (suspects %v)", off, tc.suspects)
+				}
+			}
+			good := slices.DeleteFunc(slices.Clone(recs), func(r *kgo.Record) bool { return r.Offset == culprit })
+			want, err := pipelinetest.Expect(pipelinetest.Dims, good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameState(t, "authority", store.State(), want)
+			sameState(t, "follower", sink.State(), want)
+			checkOrder(t, store, topic, 1)
 		})
 	}
 }
