@@ -24,7 +24,9 @@ var _ pipeline.Authority = (*Sink)(nil)
 // property name) fails the whole call before anything is written, as a
 // permanent error joining one *pipeline.RecordError per such record; the
 // caller takes them out and applies the rest. Other errors are classified
-// (see classify); follow's errors are returned as follow returned them. When
+// (see classify); a constraint violation names the records that write the
+// value it found twice as suspects (withSuspects); follow's errors are
+// returned as follow returned them. When
 // Apply fails, the records' outcomes are left as they were.
 //
 // The driver may run the transaction again after a transient failure
@@ -81,7 +83,7 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 	case errors.As(err, &re):
 		return pipeline.Permanent(err)
 	}
-	return classify(step, err)
+	return withSuspects(classify(step, err), err, valid)
 }
 
 // attempt is one run of Apply's transaction.
