@@ -177,6 +177,7 @@ type Log struct {
 type Pipeline struct {
 	Batch                  Batch    `koanf:"batch"`
 	MaxInflightBatches     int      `koanf:"max_inflight_batches"`
+	MaxInflightBytes       ByteSize `koanf:"max_inflight_bytes"`
 	DrainTimeout           Duration `koanf:"drain_timeout"`
 	TombstoneRetention     Duration `koanf:"tombstone_retention"`
 	TombstoneSweepInterval Duration `koanf:"tombstone_sweep_interval"`

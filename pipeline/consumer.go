@@ -48,6 +48,11 @@ type Consumer struct {
 	// holdRecords and holdBytes are the pause thresholds: a partition
 	// holding more stops fetching (see partition.overLimit).
 	holdRecords, holdBytes int
+	// inflight is the record bytes every partition holds together;
+	// memWait, the partitions paused because it passed MaxInflightBytes.
+	inflight atomic.Int64
+	memMu    sync.Mutex
+	memWait  map[*partition]struct{}
 
 	cp        *checkpointer
 	commitMu  sync.Mutex
@@ -94,6 +99,7 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		cp:        newCheckpointer(),
 		commitReq: make(chan struct{}, 1),
 		parts:     make(map[tp]*partition),
+		memWait:   make(map[*partition]struct{}),
 	}
 	// A poll hands out at most MaxRecords records, all of one partition in
 	// the worst case, so pausing above (MaxInflightBatches-1) batches keeps
@@ -471,4 +477,68 @@ func (c *Consumer) Err() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// overBudget reports whether the partitions together hold more record
+// bytes than MaxInflightBytes.
+func (c *Consumer) overBudget() bool { return c.inflight.Load() > int64(c.opts.MaxInflightBytes) }
+
+// pauseForMemory pauses the fetching of every partition once the budget is
+// passed: what is already fetched still arrives, nothing more is asked for.
+// Called without any partition's lock held.
+func (c *Consumer) pauseForMemory() {
+	c.mu.Lock()
+	parts := make([]*partition, 0, len(c.parts))
+	for _, w := range c.parts {
+		parts = append(parts, w)
+	}
+	c.mu.Unlock()
+	for _, w := range parts {
+		w.mu.Lock()
+		if c.overBudget() {
+			w.pauseLocked(PauseBackpressure)
+			c.waitForMemory(w)
+		}
+		w.mu.Unlock()
+	}
+	// A release may have brought the total under the budget between a
+	// check above and the registration: let the waiters re-check.
+	c.freed(0)
+}
+
+// waitForMemory registers a partition paused for the budget.
+func (c *Consumer) waitForMemory(w *partition) {
+	c.memMu.Lock()
+	c.memWait[w] = struct{}{}
+	c.memMu.Unlock()
+}
+
+// freed takes bytes off the total and, once it is back under the budget,
+// lets the partitions paused for it re-check their limits. Called without
+// any partition's lock held.
+func (c *Consumer) freed(bytes int) {
+	if c.inflight.Add(-int64(bytes)) > int64(c.opts.MaxInflightBytes) {
+		return
+	}
+	c.memMu.Lock()
+	if len(c.memWait) == 0 {
+		c.memMu.Unlock()
+		return
+	}
+	waiting := make([]*partition, 0, len(c.memWait))
+	for w := range c.memWait {
+		waiting = append(waiting, w)
+	}
+	clear(c.memWait)
+	c.memMu.Unlock()
+	for _, w := range waiting {
+		w.recheck()
+	}
+}
+
+// forget drops an exiting partition from the budget's waiters.
+func (c *Consumer) forget(w *partition) {
+	c.memMu.Lock()
+	delete(c.memWait, w)
+	c.memMu.Unlock()
 }

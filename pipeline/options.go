@@ -46,6 +46,14 @@ type Options struct {
 	// (MaxInflightBatches × MaxRecords records; bytes likewise, give or
 	// take one poll). Beyond it the partition's fetching pauses.
 	MaxInflightBatches int
+	// MaxInflightBytes bounds the record bytes (keys and values) held by
+	// all partitions together, from the fetch to the commit: above it,
+	// the partition that pushed last pauses, and every partition paused
+	// for it resumes once the total is back under it. It keeps memory flat
+	// however many partitions the member is assigned; at least two
+	// batches' worth (2 × MaxBytes, or 2 × MaxRecords records) keeps one
+	// batch ready while another is written.
+	MaxInflightBytes int
 	// MaxRecordBytes bounds one record's key plus value; a larger record is
 	// refused as a decode error.
 	MaxRecordBytes int
@@ -102,6 +110,7 @@ func DefaultOptions() Options {
 		MaxBytes:           8 << 20,
 		Linger:             50 * time.Millisecond,
 		MaxInflightBatches: 2,
+		MaxInflightBytes:   64 << 20,
 		MaxRecordBytes:     4 << 20,
 		RevokeTimeout:      10 * time.Second,
 		DrainTimeout:       20 * time.Second,
@@ -136,6 +145,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		MaxBytes:           int(p.Batch.MaxBytes),
 		Linger:             p.Batch.Linger.Duration(),
 		MaxInflightBatches: p.MaxInflightBatches,
+		MaxInflightBytes:   int(p.MaxInflightBytes),
 		MaxRecordBytes:     int(e.MaxRecordBytes),
 		DrainTimeout:       p.DrainTimeout.Duration(),
 		Retry: RetryOptions{
@@ -194,6 +204,7 @@ func (o Options) withDefaults() Options {
 		o.Linger = 0
 	}
 	fillInt(&o.MaxInflightBatches, d.MaxInflightBatches)
+	fillInt(&o.MaxInflightBytes, d.MaxInflightBytes)
 	fillInt(&o.MaxRecordBytes, d.MaxRecordBytes)
 	fill(&o.RevokeTimeout, d.RevokeTimeout)
 	fill(&o.DrainTimeout, d.DrainTimeout)
@@ -234,7 +245,8 @@ func (o Options) validate() error {
 		v    int64
 	}{
 		{"MaxRecords", int64(o.MaxRecords)}, {"MaxBytes", int64(o.MaxBytes)},
-		{"MaxInflightBatches", int64(o.MaxInflightBatches)}, {"MaxRecordBytes", int64(o.MaxRecordBytes)},
+		{"MaxInflightBatches", int64(o.MaxInflightBatches)}, {"MaxInflightBytes", int64(o.MaxInflightBytes)},
+		{"MaxRecordBytes", int64(o.MaxRecordBytes)},
 		{"FetchMaxBytes", int64(o.FetchMaxBytes)}, {"Retry.MaxAttempts", int64(o.Retry.MaxAttempts)},
 	} {
 		if f.v < 1 {

@@ -99,10 +99,15 @@ func (w *partition) push(recs []*kgo.Record) {
 	w.queue = append(w.queue, recs...)
 	w.held += len(recs)
 	w.heldBytes += bytes
-	if w.overLimit() {
+	w.c.inflight.Add(int64(bytes))
+	over := w.overLimit()
+	if over {
 		w.pauseLocked(PauseBackpressure)
 	}
 	w.mu.Unlock()
+	if over && w.c.overBudget() {
+		w.c.pauseForMemory()
+	}
 	w.c.hooks.consumed(w.k.t, w.k.p, len(recs), bytes)
 	select {
 	case w.wake <- struct{}{}:
@@ -111,9 +116,10 @@ func (w *partition) push(recs []*kgo.Record) {
 }
 
 // overLimit reports whether the partition holds enough that one more poll
-// could take it past MaxInflightBatches batches. Called with mu held.
+// could take it past MaxInflightBatches batches, or the partitions together
+// hold more than MaxInflightBytes. Called with mu held.
 func (w *partition) overLimit() bool {
-	return w.held > w.c.holdRecords || w.heldBytes > w.c.holdBytes
+	return w.held > w.c.holdRecords || w.heldBytes > w.c.holdBytes || w.c.overBudget()
 }
 
 // release gives back the hold of finished or dropped records.
@@ -121,10 +127,34 @@ func (w *partition) release(n, bytes int) {
 	w.mu.Lock()
 	w.held -= n
 	w.heldBytes -= bytes
-	if w.paused&PauseBackpressure != 0 && !w.overLimit() {
-		w.resumeLocked(PauseBackpressure)
-	}
 	w.mu.Unlock()
+	w.c.freed(bytes)
+	w.recheck()
+}
+
+// recheck resumes a partition paused for backpressure once it is under its
+// limits; still over the budget, it waits for the next release.
+func (w *partition) recheck() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.paused&PauseBackpressure == 0 {
+		return
+	}
+	if !w.overLimit() {
+		w.resumeLocked(PauseBackpressure)
+		return
+	}
+	if w.c.overBudget() {
+		w.c.waitForMemory(w)
+	}
+}
+
+// dropHeld forgets every record the partition holds (exit, halt); mu held.
+// The caller gives the bytes back with c.freed after unlocking.
+func (w *partition) dropHeld() (bytes int) {
+	bytes = w.heldBytes
+	w.held, w.heldBytes = 0, 0
+	return bytes
 }
 
 func (w *partition) pause(r PauseReason) {
@@ -226,8 +256,10 @@ func (w *partition) exit() {
 	w.timer.Stop()
 	w.mu.Lock()
 	w.queue = nil
-	w.held, w.heldBytes = 0, 0
+	bytes := w.dropHeld()
 	w.mu.Unlock()
+	w.c.forget(w)
+	w.c.freed(bytes)
 	w.pending, w.pi = nil, 0
 	w.clearBatch()
 }
@@ -397,8 +429,9 @@ func (w *partition) enterHalt() {
 	w.halted = e
 	w.pauseLocked(PauseStopped)
 	w.queue = nil
-	w.held, w.heldBytes = 0, 0
+	bytes := w.dropHeld()
 	w.mu.Unlock()
+	w.c.freed(bytes)
 	w.pending, w.pi = nil, 0
 	w.clearBatch()
 	w.c.hooks.stopped(w.k.t, w.k.p, e)
