@@ -881,6 +881,10 @@ func (e *benchEnv) startWorker(topic, coll string, batch int) (*benchWorker, err
 // mistake is reported before anything starts.
 func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([]string, error) {
 	o := e.o
+	// A batch must be able to hold max_records sample events (~4.8 KB each
+	// at 384 dims): otherwise the byte limit, not the batch size under
+	// test, closes the batches.
+	maxBytes := max(8<<20, batch*(o.dims*14+2048))
 	settings := map[string]string{
 		"KAFKA__BROKERS":               strings.Join(o.brokers, ","),
 		"KAFKA__TOPICS":                topic,
@@ -893,12 +897,12 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 		"NEO4J__TIMEOUT":               o.neo4jTO.String(),
 		"PIPELINE__RETRY__MAX_ELAPSED": max(30*time.Second, 5*o.neo4jTO).String(),
 		"PIPELINE__BATCH__MAX_RECORDS": strconv.Itoa(batch),
-		// A batch must be able to hold max_records sample events (~4.8 KB
-		// each at 384 dims): otherwise the byte limit, not the batch size
-		// under test, closes the batches.
-		"PIPELINE__BATCH__MAX_BYTES": strconv.Itoa(max(8<<20, batch*(o.dims*14+2048))),
-		"ADMIN__ADDR":                admin,
-		"LOG__LEVEL":                 "warn",
+		"PIPELINE__BATCH__MAX_BYTES":   strconv.Itoa(maxBytes),
+		// The budget of all partitions: the default, or two such batches
+		// when they are larger (one written, one ready).
+		"PIPELINE__MAX_INFLIGHT_BYTES": strconv.Itoa(max(64<<20, 2*maxBytes)),
+		"ADMIN__ADDR":                  admin,
+		"LOG__LEVEL":                   "warn",
 	}
 	environ := os.Environ()
 	for k, v := range settings {
