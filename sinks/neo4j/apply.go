@@ -56,18 +56,20 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 	// sees every one of them fail instead of one per timeout.
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	select {
-	case s.turns <- struct{}{}:
-		defer func() { <-s.turns }()
-	case <-ctx.Done():
-		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn free within neo4j.timeout %s (neo4j.max_concurrent_transactions %d, all busy): %w",
-			s.cfg.Timeout, s.cfg.MaxConcurrentTx, context.Cause(ctx)))
+	t := &turn{s: s}
+	if err := t.acquire(ctx); err != nil {
+		return err
 	}
+	defer t.release()
 	sess := s.session(ctx)
 	defer sess.Close(ctx)
 	var step string
 	_, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow)
+		// A run the driver repeats (after a deadlock) takes a turn again.
+		if err := t.acquire(ctx); err != nil {
+			return nil, err
+		}
+		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t)
 	}, neo4j.WithTxTimeout(s.cfg.Timeout))
 	if err == nil {
 		return nil
@@ -87,7 +89,7 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 }
 
 // attempt is one run of Apply's transaction.
-func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error) error {
+func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, t *turn) error {
 	now := time.Now().UTC()
 	stored, priors, err := readKeys(ctx, tx, valid)
 	if err != nil {
@@ -142,6 +144,11 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	if err := tx.exec(ctx, "delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut), nil); err != nil {
 		return err
 	}
+	// The statements are done: the turn goes to the next batch while this
+	// one waits for the other store and commits. The transaction asks for
+	// no lock after this point, so a transaction that waits for its locks
+	// cannot deadlock with it.
+	t.release()
 	tx.setStep("follow")
 	if err := follow(ctx, writes); err != nil {
 		return &followError{err}
@@ -464,4 +471,35 @@ func (r *runner) query(ctx context.Context, step, cypher string, rows []any, fn 
 		}
 	}
 	return res.Err()
+}
+
+// turn is an Apply's hold on one of the sink's MaxConcurrentTx transaction
+// turns: taken for the statements, given back before the follower's write
+// and the commit. Used by one goroutine (ExecuteWrite runs its function in
+// the caller's).
+type turn struct {
+	s    *Sink
+	held bool
+}
+
+// acquire waits for a turn within ctx (the Apply's neo4j.timeout).
+func (t *turn) acquire(ctx context.Context) error {
+	if t.held {
+		return nil
+	}
+	select {
+	case t.s.turns <- struct{}{}:
+		t.held = true
+		return nil
+	case <-ctx.Done():
+		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn free within neo4j.timeout %s (neo4j.max_concurrent_transactions %d, all busy): %w",
+			t.s.cfg.Timeout, t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
+	}
+}
+
+func (t *turn) release() {
+	if t.held {
+		<-t.s.turns
+		t.held = false
+	}
 }

@@ -3,6 +3,7 @@ package neo4j
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,44 +12,20 @@ import (
 	"github.com/ragstream/ragstream/pipeline/event"
 )
 
-// TestTurnWaitEndsAtTimeout: while every transaction turn is held (here by a
-// call whose follower hangs, as a call on a frozen server does), a call
-// waiting for a turn fails with a transient error within its own Timeout
-// instead of queueing until a turn frees: neo4j.timeout covers the wait for
-// the turn too, so a frozen server fails every queued call and its breaker
-// sees them.
+// TestTurnWaitEndsAtTimeout: while every transaction turn is held (here
+// taken by the test, as the statements of a call on a frozen server hold
+// it), a call waiting for a turn fails with a transient error within its
+// own Timeout instead of queueing until a turn frees: neo4j.timeout covers
+// the wait for the turn too, so a frozen server fails every queued call and
+// its breaker sees them.
 func TestTurnWaitEndsAtTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 2 * time.Second
 	s, drv := testSink(t, Config{Timeout: timeout, MaxConcurrentTx: 1})
 	tenant := newTenant(t, drv)
 	var bt batcher
-
-	holding := make(chan struct{})
-	release := make(chan struct{})
-	holderDone := make(chan error, 1)
-	go func() {
-		b := bt.batch(upsert(tenant, "holder", 1, ts(0), nil, nil))
-		holderDone <- s.Apply(context.Background(), b, func(context.Context, []pipeline.Write) error {
-			close(holding)
-			<-release // hangs, deaf to its context, like a frozen store
-			return nil
-		})
-	}()
-	select {
-	case <-holding:
-	case err := <-holderDone:
-		t.Fatalf("the holding call returned %v before its follower ran", err)
-	case <-time.After(time.Minute):
-		t.Fatal("the holding call never reached its follower")
-	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-		<-holderDone
-	}()
+	s.turns <- struct{}{} // the only turn, held for the whole test
+	defer func() { <-s.turns }()
 
 	waiter := bt.batch(upsert(tenant, "waiter", 1, ts(1), []event.Entity{ent("w", "Person", "W", nil)}, nil))
 	waiterDone := make(chan error, 1)
@@ -63,8 +40,6 @@ func TestTurnWaitEndsAtTimeout(t *testing.T) {
 	select {
 	case err = <-waiterDone:
 	case <-time.After(patience):
-		close(release)
-		released = true
 		t.Fatalf("a call waiting for a transaction turn was still waiting after %s (neo4j.timeout %s): the timeout does not cover the wait for a turn", patience, timeout)
 	}
 	if err == nil {
@@ -83,5 +58,48 @@ func TestTurnWaitEndsAtTimeout(t *testing.T) {
 	}
 	if n := count(t, drv, `MATCH (c:Chunk {tenant: $t, id: "waiter"}) RETURN count(c)`, map[string]any{"t": tenant}); n != 0 {
 		t.Errorf("the waiting call wrote %d chunks", n)
+	}
+}
+
+// TestTurnFreeDuringFollow: a call gives its transaction turn back once its
+// statements are done, so the next batch's statements run while it waits
+// for the other store and commits. With one turn, the first call's
+// follower waits until a second call (other keys) has been applied.
+func TestTurnFreeDuringFollow(t *testing.T) {
+	t.Parallel()
+	s, drv := testSink(t, Config{Timeout: time.Minute, MaxConcurrentTx: 1})
+	tenant := newTenant(t, drv)
+	var bt batcher
+	first := bt.batch(upsert(tenant, "first", 1, ts(0), []event.Entity{ent("a", "Person", "A", nil)}, nil))
+	second := bt.batch(upsert(tenant, "second", 1, ts(1), []event.Entity{ent("b", "Person", "B", nil)}, nil))
+
+	following := make(chan struct{})
+	secondDone := make(chan error, 1)
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- s.Apply(context.Background(), first, func(ctx context.Context, _ []pipeline.Write) error {
+			close(following)
+			select {
+			case err := <-secondDone:
+				if err != nil {
+					return fmt.Errorf("second call: %w", err)
+				}
+				return nil
+			case <-time.After(30 * time.Second):
+				return errors.New("the second call did not finish while the first one's follower ran: the turn is still held")
+			}
+		})
+	}()
+	<-following
+	go func() {
+		secondDone <- s.Apply(context.Background(), second, func(context.Context, []pipeline.Write) error { return nil })
+	}()
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"first", "second"} {
+		if n := count(t, drv, `MATCH (c:Chunk {tenant: $t, id: $id}) RETURN count(c)`, map[string]any{"t": tenant, "id": id}); n != 1 {
+			t.Errorf("chunk %s: %d nodes, want 1", id, n)
+		}
 	}
 }
