@@ -1126,26 +1126,9 @@ func loadAvg() [3]float64 {
 // with real Kafka and Qdrant. Neo4j must still answer at start-up, as for
 // run, since the rest of the wiring is run's.
 func runBenchWorker(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf configFlags
-	cf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ragstream bench worker --config FILE [--set key=value ...]")
-		fmt.Fprintln(stderr, "runs the worker as `run` does, with a null authority instead of the Neo4j sink (for benchmarks)")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, warnings, err := cf.load(false, stderr)
-	if err != nil {
-		return err
-	}
-	log, err := startLogging(cfg, stdout, warnings)
+	cfg, log, err := workerCommand("bench worker", "ragstream bench worker --config FILE [--set key=value ...]",
+		[]string{"runs the worker as `run` does, with a null authority instead of the Neo4j sink (for benchmarks)"},
+		false, args, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,27 +19,10 @@ import (
 const devPartitions = 6
 
 func runDev(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf configFlags
-	cf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ragstream dev [--config FILE] [--set key=value ...]")
-		fmt.Fprintln(stderr, "runs the worker on the embedded default: an in-process Kafka on dev.kafka_listen,")
-		fmt.Fprintln(stderr, "the in-process Qdrant stand-in on dev.qdrant_listen, and the Neo4j at dev.neo4j_uri")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, warnings, err := cf.load(true, stderr)
-	if err != nil {
-		return err
-	}
-	log, err := startLogging(cfg, stdout, warnings)
+	cfg, log, err := workerCommand("dev", "ragstream dev [--config FILE] [--set key=value ...]", []string{
+		"runs the worker on the embedded default: an in-process Kafka on dev.kafka_listen,",
+		"the in-process Qdrant stand-in on dev.qdrant_listen, and the Neo4j at dev.neo4j_uri",
+	}, true, args, stdout, stderr)
 	if err != nil {
 		return err
 	}

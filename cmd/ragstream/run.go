@@ -64,27 +64,41 @@ func startLogging(cfg *config.Config, stdout io.Writer, warnings []string) (zero
 	return log, nil
 }
 
-func runRun(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+// workerCommand is the start of the commands that run a worker (run, dev,
+// bench worker): their flags (--config, --set, nothing else), the
+// configuration (dev: dev mode's defaults under it) and the JSON log.
+func workerCommand(name, usage string, about []string, dev bool, args []string, stdout, stderr io.Writer) (*config.Config, zerolog.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf configFlags
 	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ragstream run --config FILE [--set key=value ...]")
-		fmt.Fprintln(stderr, "runs the worker: consumer group, Qdrant and Neo4j writers, admin port")
+		fmt.Fprintln(stderr, "usage: "+usage)
+		for _, l := range about {
+			fmt.Fprintln(stderr, l)
+		}
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, zerolog.Logger{}, err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return nil, zerolog.Logger{}, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	cfg, warnings, err := cf.load(false, stderr)
+	cfg, warnings, err := cf.load(dev, stderr)
 	if err != nil {
-		return err
+		return nil, zerolog.Logger{}, err
 	}
 	log, err := startLogging(cfg, stdout, warnings)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	return cfg, log, nil
+}
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := workerCommand("run", "ragstream run --config FILE [--set key=value ...]",
+		[]string{"runs the worker: consumer group, Qdrant and Neo4j writers, admin port"}, false, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
