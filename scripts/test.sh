@@ -44,37 +44,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# run CMD... runs CMD in a process group of its own, in the background, and
-# waits: a signal to this script is then handled at once, and finish can end
-# CMD with everything it started (go test does not pass SIGTERM on to test
-# binaries).
-run() {
-	: >"$RUN_PGID_FILE"
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	setsid -w bash -c 'echo $$ >"$0" && exec "$@"' "$RUN_PGID_FILE" "$@" &
-	CHILD=$!
-	local rc=0
-	wait "$CHILD" || rc=$?
-	CHILD=
-	return "$rc"
-}
-
-# stop_run ends the group of a command still running under run.
-stop_run() {
-	[[ -n $CHILD ]] || return 0
-	local pgid i
-	pgid=$(cat "$RUN_PGID_FILE" 2>/dev/null || true)
-	if [[ -n $pgid ]]; then
-		kill -TERM -- "-$pgid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			kill -0 -- "-$pgid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL -- "-$pgid" 2>/dev/null || true
-	fi
-	wait "$CHILD" 2>/dev/null || true
-	CHILD=
-}
+# run and stop_run: a command in a process group of its own.
+# shellcheck source=scripts/lib/rungroup.sh
+source "$ROOT/scripts/lib/rungroup.sh"
 
 command -v go >/dev/null || {
 	echo "test.sh: error: go is not on PATH" >&2
