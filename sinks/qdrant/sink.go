@@ -14,6 +14,7 @@ import (
 	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/ragstream/ragstream/pipeline"
@@ -230,7 +231,7 @@ func (s *Sink) Write(ctx context.Context, writes []pipeline.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	req, n, err := encodeUpsert(s.cfg.Collection, writes, s.cfg.StoreText, s.now())
+	req, n, err := encodeUpsert(s.cfg.Collection, writes, s.cfg.StoreText, s.now(), mem.DefaultBufferPool())
 	if err != nil {
 		return err
 	}

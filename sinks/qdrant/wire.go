@@ -65,8 +65,12 @@ const (
 // upsertMethod is the gRPC method the go-client's Upsert calls.
 const upsertMethod = "/qdrant.Points/Upsert"
 
-// wireRequest is a request message already in wire format.
-type wireRequest []byte
+// wireRequest is a request message already in wire format, in a buffer
+// from pool (nil: none), which gRPC gives back once it has sent it.
+type wireRequest struct {
+	buf  *[]byte
+	pool mem.BufferPool
+}
 
 // wireCodec sends a wireRequest as it is and hands everything else (the
 // response) to gRPC's proto codec. Its empty name keeps the request's
@@ -77,7 +81,7 @@ func newWireCodec() wireCodec { return wireCodec{proto: encoding.GetCodecV2(prot
 
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if w, ok := v.(wireRequest); ok {
-		return mem.BufferSlice{mem.SliceBuffer(w)}, nil
+		return mem.BufferSlice{mem.NewBuffer(w.buf, w.pool)}, nil
 	}
 	return c.proto.Marshal(v)
 }
@@ -145,36 +149,51 @@ func payloadFields(dst []payloadField, r *pipeline.Record, storeText bool, inges
 }
 
 // encodeUpsert encodes an UpsertPoints with wait=true for the upserts among
-// writes; n is how many points it holds.
-func encodeUpsert(collection string, writes []pipeline.Write, storeText bool, now time.Time) (req wireRequest, n int, err error) {
+// writes, in a buffer from pool (nil: a new one); n is how many points it
+// holds.
+func encodeUpsert(collection string, writes []pipeline.Write, storeText bool, now time.Time, pool mem.BufferPool) (req wireRequest, n int, err error) {
 	ingestedAt := now.UTC().Format(time.RFC3339Nano)
-	// Capacity: an estimate, so that the buffer rarely grows.
-	est := 16 + len(collection)
-	for i := range writes {
-		if w := &writes[i]; w.Action == pipeline.ActionUpsert {
-			ev := &w.Record.Event
-			est += 512 + len(ev.Text) + 4*len(ev.Vector) + 24*len(ev.Entities)
-		}
-	}
-	b := make([]byte, 0, est)
-	b = protowire.AppendTag(b, fUpsertCollection, protowire.BytesType)
-	b = protowire.AppendString(b, collection)
-	b = protowire.AppendTag(b, fUpsertWait, protowire.VarintType)
-	b = protowire.AppendVarint(b, 1)
+	// First the exact size of every point, so that the buffer is allocated
+	// once.
 	var fields []payloadField
+	var ids []string
+	var sizes []int
+	total := 1 + protowire.SizeBytes(len(collection)) + 2
 	for i := range writes {
 		w := &writes[i]
 		if w.Action != pipeline.ActionUpsert {
 			continue
 		}
-		n++
+		id := PointID(w.Key.Tenant, w.Key.ID)
+		fields = payloadFields(fields, w.Record, storeText, ingestedAt)
+		ps, err := pointSize(id, fields, len(w.Record.Event.Vector))
+		if err != nil {
+			return wireRequest{}, 0, fmt.Errorf("point %s: %w", w.Key, err)
+		}
+		ids, sizes = append(ids, id), append(sizes, ps)
+		total += 1 + protowire.SizeBytes(ps)
+	}
+	var buf *[]byte
+	if pool != nil {
+		buf = pool.Get(total)
+	} else {
+		s := make([]byte, total)
+		buf = &s
+	}
+	b := (*buf)[:0]
+	b = protowire.AppendTag(b, fUpsertCollection, protowire.BytesType)
+	b = protowire.AppendString(b, collection)
+	b = protowire.AppendTag(b, fUpsertWait, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1)
+	for i := range writes {
+		w := &writes[i]
+		if w.Action != pipeline.ActionUpsert {
+			continue
+		}
 		fields = payloadFields(fields, w.Record, storeText, ingestedAt)
 		vec := w.Record.Event.Vector
-		id := PointID(w.Key.Tenant, w.Key.ID)
-		ps, err := pointSize(id, fields, len(vec))
-		if err != nil {
-			return nil, 0, fmt.Errorf("point %s: %w", w.Key, err)
-		}
+		id, ps := ids[n], sizes[n]
+		n++
 		b = protowire.AppendTag(b, fUpsertPoints, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(ps))
 		start := len(b)
@@ -189,10 +208,14 @@ func encodeUpsert(collection string, writes []pipeline.Write, storeText bool, no
 		b = appendVectors(b, vec)
 		if len(b)-start != ps {
 			// The sizes and the encoding disagree: a bug here, never the data's.
-			return nil, 0, fmt.Errorf("point %s: encoded %d bytes, computed %d", w.Key, len(b)-start, ps)
+			return wireRequest{}, 0, fmt.Errorf("point %s: encoded %d bytes, computed %d", w.Key, len(b)-start, ps)
 		}
 	}
-	return b, n, nil
+	if len(b) != total {
+		return wireRequest{}, 0, fmt.Errorf("upsert encoding: %d bytes written, %d computed", len(b), total)
+	}
+	*buf = b
+	return wireRequest{buf: buf, pool: pool}, n, nil
 }
 
 // pointSize is the encoded size of a PointStruct's fields.

@@ -9,6 +9,7 @@ import (
 
 	qc "github.com/qdrant/go-client/qdrant"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ragstream/ragstream/internal/sample"
@@ -155,10 +156,17 @@ func wireCases(t testing.TB) map[string][]pipeline.Write {
 func TestUpsertWireEqualsProto(t *testing.T) {
 	now := time.Date(2026, 11, 27, 3, 4, 5, 678901234, time.FixedZone("x", 3600))
 	for name, writes := range wireCases(t) {
-		for _, storeText := range []bool{true, false} {
+		for i, storeText := range []bool{true, false} {
+			// Every other case in a pooled buffer: a reused buffer must not
+			// leak bytes of an earlier request.
+			var pool mem.BufferPool
+			if i == 1 {
+				pool = mem.DefaultBufferPool()
+			}
 			t.Run(fmt.Sprintf("%s/text=%v", name, storeText), func(t *testing.T) {
 				want := referenceUpsert("coll_ü", writes, storeText, now)
-				b, n, err := encodeUpsert("coll_ü", writes, storeText, now)
+				req, n, err := encodeUpsert("coll_ü", writes, storeText, now, pool)
+				b := *req.buf
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -190,7 +198,7 @@ func TestUpsertWireEqualsProto(t *testing.T) {
 func TestUpsertWireRefusesUnknownValueType(t *testing.T) {
 	rec := &pipeline.Record{Event: event.Event{Tenant: "a", ID: "b", Vector: []float32{1},
 		Metadata: map[string]any{"k": []any{struct{}{}}}}}
-	_, _, err := encodeUpsert("c", []pipeline.Write{{Key: rec.Key(), Action: pipeline.ActionUpsert, Record: rec}}, true, time.Now())
+	_, _, err := encodeUpsert("c", []pipeline.Write{{Key: rec.Key(), Action: pipeline.ActionUpsert, Record: rec}}, true, time.Now(), nil)
 	if err == nil || !strings.Contains(err.Error(), `payload "metadata": value of an unsupported type`) {
 		t.Fatalf("err = %v, want the unsupported metadata value named", err)
 	}
@@ -202,9 +210,11 @@ func BenchmarkUpsertEncode(b *testing.B) {
 	b.Run("wire", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, _, err := encodeUpsert("c", writes, true, now); err != nil {
+			req, _, err := encodeUpsert("c", writes, true, now, mem.DefaultBufferPool())
+			if err != nil {
 				b.Fatal(err)
 			}
+			mem.NewBuffer(req.buf, req.pool).Free() // as gRPC does once it has sent it
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(writes))/1e3, "us/point")
 	})
