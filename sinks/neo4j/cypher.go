@@ -255,7 +255,7 @@ DETACH DELETE e`
 // checking it against the allow-list once more: this is the one place where
 // a string from an event becomes part of a statement.
 func relType(tmpl, typ string) (string, error) {
-	if !labelPattern.MatchString(typ) || reservedRelationTypes[typ] {
+	if !validLabel(typ) || reservedRelationTypes[typ] {
 		return "", &internalError{fmt.Errorf("relationship type %q is not allowed", typ)}
 	}
 	return strings.ReplaceAll(tmpl, "<TYPE>", "`"+typ+"`"), nil
