@@ -3,7 +3,12 @@
 // decided (pipeline.Sink).
 package qdrant
 
-import "github.com/google/uuid"
+import (
+	"crypto/sha1" //nolint:gosec // UUIDv5 is defined on SHA-1; not a security use
+	"encoding/hex"
+
+	"github.com/google/uuid"
+)
 
 // Namespace is the UUIDv5 namespace of point ids:
 // UUIDv5(NAMESPACE_URL, "https://github.com/ragstream/ragstream"), so any tool
@@ -12,6 +17,31 @@ var Namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/ragst
 
 // PointID returns the point id of a chunk: UUIDv5(Namespace, tenant + "/" + id),
 // lowercase and hyphenated as Qdrant returns it. Replays therefore overwrite.
+// It is uuid.NewSHA1(Namespace, tenant+"/"+id).String() (TestPointIDIsUUIDv5
+// holds them equal), written out so that the hash input and the text stay
+// on the stack: the sink computes one per point.
 func PointID(tenant, id string) string {
-	return uuid.NewSHA1(Namespace, []byte(tenant+"/"+id)).String()
+	var small [256]byte
+	in := small[:0]
+	if n := len(Namespace) + len(tenant) + 1 + len(id); n > len(small) {
+		in = make([]byte, 0, n)
+	}
+	in = append(in, Namespace[:]...)
+	in = append(in, tenant...)
+	in = append(in, '/')
+	in = append(in, id...)
+	sum := sha1.Sum(in)         //nolint:gosec // see the import
+	sum[6] = sum[6]&0x0f | 0x50 // version 5
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	var out [36]byte
+	hex.Encode(out[0:8], sum[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], sum[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], sum[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], sum[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], sum[10:16])
+	return string(out[:])
 }

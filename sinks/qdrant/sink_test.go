@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	qc "github.com/qdrant/go-client/qdrant"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
@@ -116,6 +118,22 @@ func TestPointIDIsUUIDv5OfTenantSlashID(t *testing.T) {
 	}
 	if a != qdrant.PointID("acme", "doc-42#3") {
 		t.Fatal("point id is not deterministic")
+	}
+	// The hand-written UUIDv5 equals the uuid package's, for short names
+	// and for names longer than PointID's stack buffer, unicode included.
+	long := strings.Repeat("ü", 300)
+	for _, k := range [][2]string{{"", ""}, {"a", "b"}, {"tenant-ü", "chunk/1"}, {long, "x"}, {"t", long}} {
+		want := uuid.NewSHA1(qdrant.Namespace, []byte(k[0]+"/"+k[1])).String()
+		if got := qdrant.PointID(k[0], k[1]); got != want {
+			t.Errorf("PointID(%.20q, %.20q) = %s, want %s", k[0], k[1], got, want)
+		}
+	}
+}
+
+func BenchmarkPointID(b *testing.B) {
+	b.ReportAllocs()
+	for i := range b.N {
+		_ = qdrant.PointID("tenant-a", "doc-"+strconv.Itoa(i&1023))
 	}
 }
 
