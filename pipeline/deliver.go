@@ -265,8 +265,8 @@ func (w *partition) followSink(ctx context.Context, writes []Write) error {
 // isolates the culprits (DESIGN.md §5) and writes every other valid record
 // of b on the way, in offset order, so nothing is applied twice: records
 // the store's error names (*RecordError) are culprits at once; records it
-// points at (*SuspectError) are tried alone, between runs of the records
-// around them; without either the batch is bisected. It returns the
+// points at (*SuspectError) are tried alone first (see probe); without
+// either the batch is bisected. It returns the
 // culprits, each refused with its own error; d.isolated is set when the
 // isolation ran to its end.
 //
@@ -369,18 +369,31 @@ func (is *isolation) refused(recs []*Record, err error) {
 		is.singles++
 		return
 	}
-	if sus := suspects(err, recs); len(sus) > 0 && len(sus) < len(recs) {
-		// Each suspect alone, and the runs between them, in offset order.
-		from := 0
-		for i, r := range recs {
-			if sus[r] {
-				is.settle(recs[from:i])
-				is.settle(recs[i : i+1])
-				from = i + 1
+	if sus, follower := suspects(err, recs); len(sus) > 0 && len(sus) < len(recs) {
+		if follower {
+			// Each suspect alone, and the runs between them, in offset
+			// order: trying a suspect of the follower writes it there.
+			from := 0
+			for i, r := range recs {
+				if sus[r] {
+					is.settle(recs[from:i])
+					is.settle(recs[i : i+1])
+					from = i + 1
+				}
 			}
+			is.settle(recs[from:])
+			return
 		}
-		is.settle(recs[from:])
-		return
+		// The authority's suspects: each is tried alone in a transaction
+		// that is rolled back, then the run is written without those
+		// refused. When none is refused alone, the run is bisected.
+		if is.probe(recs, sus) {
+			is.settle(slices.DeleteFunc(slices.Clone(recs), is.isCulprit))
+			return
+		}
+		if is.err != nil {
+			return
+		}
 	}
 	left, right := recs[:len(recs)/2], recs[len(recs)/2:]
 	lerr := is.apply(left)
@@ -396,6 +409,47 @@ func (is *isolation) refused(recs []*Record, err error) {
 	}
 }
 
+// probe applies each record of recs that sus holds alone, with a follower
+// that refuses (errProbe), so the authority rolls the transaction back
+// whatever it decides and the follower is not called: a record the
+// authority refuses alone is a culprit. It reports whether it found one.
+func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
+	found := false
+	refuse := func(context.Context, []Write) error { return errProbe }
+	for _, r := range recs {
+		if !sus[r] {
+			continue
+		}
+		one := &Batch{Topic: is.b.Topic, Partition: is.b.Partition, Records: []*Record{r}}
+		w := is.w
+		err := w.c.retry(w.ctx, func(ctx context.Context) error {
+			is.d.attempts++
+			return w.c.auth.Apply(ctx, one, refuse)
+		}, func(err error) { w.retried(w.c.storeName(err), r.Src.Offset, err) }, w.c.storeName)
+		switch {
+		case errors.Is(err, errProbe):
+			// The authority takes it alone; the follower was not asked.
+		case ClassOf(err) == ClassPermanent && w.ctx.Err() == nil:
+			is.culprits = append(is.culprits, &RecordError{Record: r, Err: err})
+			is.singles++
+			found = true
+		default:
+			var ex *ExhaustedError
+			if errors.As(err, &ex) {
+				trip(w.c.storeOf(err), err)
+			}
+			is.err = err
+			return false
+		}
+	}
+	return found
+}
+
+// errProbe is what the follower of a probe answers: the authority rolls
+// back. It is permanent so that nothing retries it, and the authority's
+// breaker counts it as neither success nor failure (the follower's error).
+var errProbe = Permanent(errors.New("probe: the transaction is rolled back on purpose"))
+
 func (is *isolation) isCulprit(r *Record) bool {
 	for _, c := range is.culprits {
 		if c.Record == r {
@@ -409,9 +463,12 @@ func (is *isolation) isCulprit(r *Record) bool {
 // some of its records without proving them guilty: a constraint violation
 // names a value, and the records whose content carries it are suspects,
 // though one of them may fail only because of another. The pipeline tries
-// the suspects alone first, writing the records between them around them in
-// offset order, instead of bisecting the whole batch; a suspect the store
-// takes alone is written like any other record. Classify it, e.g.
+// the suspects alone first instead of bisecting the whole batch: the
+// authority's suspects in transactions it rolls back (the follower is not
+// called), after which the batch is written without those refused alone;
+// the follower's suspects by writing each alone between the runs of
+// records around it, in offset order. A suspect the store takes alone is
+// written like any other record. Classify it, e.g.
 // Permanent(&SuspectError{...}).
 type SuspectError struct {
 	Records []*Record
@@ -422,14 +479,14 @@ func (e *SuspectError) Error() string { return e.Err.Error() }
 func (e *SuspectError) Unwrap() error { return e.Err }
 
 // suspects returns the records of recs that a *SuspectError in err's tree
-// names.
-func suspects(err error, recs []*Record) map[*Record]bool {
-	var out map[*Record]bool
-	walkErrors(err, false, func(e error, _ bool) bool {
+// names, and whether the follower named any of them.
+func suspects(err error, recs []*Record) (out map[*Record]bool, follower bool) {
+	walkErrors(err, false, func(e error, inSink bool) bool {
 		se, ok := e.(*SuspectError)
 		if !ok {
 			return false
 		}
+		follower = follower || inSink
 		for _, r := range se.Records {
 			if slices.Contains(recs, r) {
 				if out == nil {
@@ -440,7 +497,7 @@ func suspects(err error, recs []*Record) map[*Record]bool {
 		}
 		return false // a SuspectError may wrap more
 	})
-	return out
+	return out, follower
 }
 
 // recordErrors collects the *RecordError values in err's tree. A record the

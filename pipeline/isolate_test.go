@@ -180,43 +180,77 @@ func TestIsolationWritesEachRecordOnce(t *testing.T) {
 	}
 }
 
-// suspectingAuthority refuses a batch that holds a bad record with a
-// SuspectError naming the records suspect says (a constraint violation
-// names a value, not a record); other batches go to its Store. It keeps
-// the offsets of every call's valid records.
-type suspectingAuthority struct {
+// suspecting is a store that refuses a batch (as authority) or a write (as
+// follower) holding a bad record with a SuspectError naming the records
+// suspect says (a constraint violation names a value, not a record);
+// other calls go to its Store.
+type suspecting struct {
 	*pipelinetest.Store
 	bad, suspect func(*pipeline.Record) bool
+}
 
+func (s *suspecting) refusal(recs []*pipeline.Record) error {
+	var sus []*pipeline.Record
+	refuse := false
+	for _, r := range recs {
+		refuse = refuse || s.bad(r)
+		if s.suspect(r) {
+			sus = append(sus, r)
+		}
+	}
+	if !refuse {
+		return nil
+	}
+	return pipeline.Permanent(&pipeline.SuspectError{Records: sus,
+		Err: errors.New("ConstraintValidationFailed: already exists with label `Refused` and property `serial` = 'taken'")})
+}
+
+func (s *suspecting) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
+	var valid []*pipeline.Record
+	for _, r := range b.Records {
+		if r.Err == nil {
+			valid = append(valid, r)
+		}
+	}
+	if err := s.refusal(valid); err != nil {
+		return err
+	}
+	return s.Store.Apply(ctx, b, follow)
+}
+
+func (s *suspecting) Write(ctx context.Context, writes []pipeline.Write) error {
+	recs := make([]*pipeline.Record, len(writes))
+	for i, w := range writes {
+		recs[i] = w.Record
+	}
+	if err := s.refusal(recs); err != nil {
+		return err
+	}
+	return s.Store.Write(ctx, writes)
+}
+
+// tracking is an authority that keeps the offsets of every call's valid
+// records.
+type tracking struct {
+	pipeline.Authority
 	mu    sync.Mutex
 	calls [][]int64
 }
 
-func (a *suspectingAuthority) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
+func (a *tracking) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
 	var offs []int64
-	var sus []*pipeline.Record
-	refuse := false
 	for _, r := range b.Records {
-		if r.Err != nil {
-			continue
-		}
-		offs = append(offs, r.Src.Offset)
-		refuse = refuse || a.bad(r)
-		if a.suspect(r) {
-			sus = append(sus, r)
+		if r.Err == nil {
+			offs = append(offs, r.Src.Offset)
 		}
 	}
 	a.mu.Lock()
 	a.calls = append(a.calls, offs)
 	a.mu.Unlock()
-	if refuse {
-		return pipeline.Permanent(&pipeline.SuspectError{Records: sus,
-			Err: errors.New("neo4j: ConstraintValidationFailed: already exists with label `Refused` and property `serial` = 'taken'")})
-	}
-	return a.Store.Apply(ctx, b, follow)
+	return a.Authority.Apply(ctx, b, follow)
 }
 
-func (a *suspectingAuthority) callsWith(off int64) (n int, alone bool) {
+func (a *tracking) callsWith(off int64) (n int, alone bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, c := range a.calls {
@@ -228,7 +262,7 @@ func (a *suspectingAuthority) callsWith(off int64) (n int, alone bool) {
 	return n, alone
 }
 
-func (a *suspectingAuthority) singles() []int64 {
+func (a *tracking) singles() []int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []int64
@@ -240,20 +274,31 @@ func (a *suspectingAuthority) singles() []int64 {
 	return out
 }
 
-// TestSuspectsTriedAlone: when the store's refusal points at suspects, the
+func (a *tracking) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.calls)
+}
+
+// TestSuspectsTriedAlone: when a store's refusal points at suspects, the
 // culprit is tried alone right away — in its batch once, then alone — and
 // no record the store did not point at is ever tried alone; a suspect the
-// store takes alone (a wrong guess) is written like the rest. Nothing is
-// applied twice and the stores hold every good record.
+// store takes alone (a wrong guess) is written like the rest. The
+// authority's suspects cost one transaction each, rolled back, and the
+// batch is then written in one more. Nothing is applied twice and both
+// stores hold every good record.
 func TestSuspectsTriedAlone(t *testing.T) {
 	const culprit = 17
 	tests := []struct {
 		name     string
+		follower bool // the follower refuses, else the authority
 		suspects []int64
 	}{
-		{"the culprit alone", []int64{culprit}},
-		{"the culprit and an innocent record", []int64{5, culprit}},
-		{"the culprit, with its neighbours", []int64{culprit - 1, culprit, culprit + 1}},
+		{"authority: the culprit alone", false, []int64{culprit}},
+		{"authority: the culprit and an innocent record", false, []int64{5, culprit}},
+		{"authority: the culprit, with its neighbours", false, []int64{culprit - 1, culprit, culprit + 1}},
+		{"follower: the culprit alone", true, []int64{culprit}},
+		{"follower: the culprit and an innocent record", true, []int64{5, culprit}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,19 +306,30 @@ func TestSuspectsTriedAlone(t *testing.T) {
 			cl := newKfake(t, topic, 1)
 			recs := simpleStream(topic, 1, 40, 0)
 			cl.produce(t, recs...)
-			store, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-			auth := &suspectingAuthority{Store: store,
+			authStore, sinkStore := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+			refusing := &suspecting{
 				bad:     func(r *pipeline.Record) bool { return r.Src.Offset == culprit },
 				suspect: func(r *pipeline.Record) bool { return slices.Contains(tc.suspects, r.Src.Offset) },
+			}
+			auth := &tracking{Authority: authStore}
+			var sink pipeline.Sink = sinkStore
+			stage := "sink.neo4j"
+			if tc.follower {
+				refusing.Store = sinkStore
+				sink, stage = refusing, "sink.qdrant"
+			} else {
+				refusing.Store = authStore
+				auth.Authority = refusing
 			}
 			dl := &deadLetters{}
 			o := testOptions(group, topic)
 			o.MaxRecords = 40
-			start(t, cl, o, auth, sink, dl, pipeline.Hooks{})
+			var batches batchLog
+			start(t, cl, o, auth, sink, dl, pipeline.Hooks{Batch: batches.hook})
 			waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
 
-			if got := dl.all(); len(got) != 1 || got[0].offset != culprit || got[0].stage != "sink.neo4j" {
-				t.Fatalf("dead letters %+v, want offset %d only, at sink.neo4j", got, culprit)
+			if got := dl.all(); len(got) != 1 || got[0].offset != culprit || got[0].stage != stage {
+				t.Fatalf("dead letters %+v, want offset %d only, at %s", got, culprit, stage)
 			}
 			if n, alone := auth.callsWith(culprit); n > 2 || !alone {
 				t.Errorf("the culprit was in %d store calls (alone in one: %v), want 2: its batch, then alone", n, alone)
@@ -283,14 +339,18 @@ func TestSuspectsTriedAlone(t *testing.T) {
 					t.Errorf("offset %d was tried alone, but the store did not point at it (suspects %v)", off, tc.suspects)
 				}
 			}
+			if want := len(batches.all()) + len(tc.suspects) + 1; !tc.follower && auth.count() > want {
+				t.Errorf("%d store calls for %d batches and %d suspects, want at most %d: the refused batch, each suspect alone, the batch without the culprit",
+					auth.count(), len(batches.all()), len(tc.suspects), want)
+			}
 			good := slices.DeleteFunc(slices.Clone(recs), func(r *kgo.Record) bool { return r.Offset == culprit })
 			want, err := pipelinetest.Expect(pipelinetest.Dims, good)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameState(t, "authority", store.State(), want)
-			sameState(t, "follower", sink.State(), want)
-			checkOrder(t, store, topic, 1)
+			sameState(t, "authority", authStore.State(), want)
+			sameState(t, "follower", sinkStore.State(), want)
+			checkOrder(t, authStore, topic, 1)
 		})
 	}
 }
