@@ -268,7 +268,8 @@ func (w *partition) followSink(ctx context.Context, writes []Write) error {
 // points at (*SuspectError) are tried alone first (see probe); without
 // either the batch is bisected. It returns the
 // culprits, each refused with its own error; d.isolated is set when the
-// isolation ran to its end.
+// isolation ran to its end. Without a DLQ only the records before the first
+// culprit are written, since the partition stops there.
 //
 // When every record fails alone alike, the records are not the cause: the
 // store counts as down. A batch the store refused whole but took in parts
@@ -287,7 +288,7 @@ func (w *partition) applyIsolating(b *Batch, d *delivery) ([]*RecordError, error
 			valid = append(valid, r)
 		}
 	}
-	is := &isolation{w: w, b: b, d: d}
+	is := &isolation{w: w, b: b, d: d, stops: w.c.dl == nil}
 	is.refused(valid, err)
 	switch {
 	case is.err != nil:
@@ -314,6 +315,36 @@ type isolation struct {
 	singles int
 	// err is the non-permanent error that ended the search.
 	err error
+	// stops is set without a DLQ: the partition will stop at the first
+	// culprit, and nothing at or after it may be written (StoppedError),
+	// so the search writes only records before the first culprit found.
+	stops bool
+}
+
+// culprit records a refused record; alone says it failed by itself.
+func (is *isolation) culprit(re *RecordError, alone bool) {
+	is.culprits = append(is.culprits, re)
+	if alone {
+		is.singles++
+	}
+}
+
+// writable returns the records of recs (in offset order) the search may
+// still write: all of them, or without a DLQ those before the first
+// culprit found so far.
+func (is *isolation) writable(recs []*Record) []*Record {
+	if !is.stops || len(is.culprits) == 0 {
+		return recs
+	}
+	first := is.culprits[0].Record.Src.Offset
+	for _, c := range is.culprits[1:] {
+		first = min(first, c.Record.Src.Offset)
+	}
+	n := 0
+	for n < len(recs) && recs[n].Src.Offset < first {
+		n++
+	}
+	return recs[:n]
 }
 
 // apply applies recs, a run of b's records in offset order.
@@ -323,6 +354,7 @@ func (is *isolation) apply(recs []*Record) error {
 
 // settle writes recs, isolating the culprits if the store refuses them.
 func (is *isolation) settle(recs []*Record) {
+	recs = is.writable(recs)
 	if is.err != nil || len(recs) == 0 {
 		return
 	}
@@ -341,7 +373,12 @@ func (is *isolation) settle(recs []*Record) {
 // recs are what is left of a refused run after a part of it was written,
 // so they are split without being applied whole first.
 func (is *isolation) refused(recs []*Record, err error) {
-	if is.err != nil || len(recs) == 0 {
+	if is.err != nil || len(is.writable(recs)) < len(recs) {
+		// Without a DLQ, a culprit was found before the end of recs: what
+		// is left to write is before it, and the caller writes that.
+		return
+	}
+	if len(recs) == 0 {
 		return
 	}
 	if named := recordErrors(err); len(named) > 0 {
@@ -356,7 +393,9 @@ func (is *isolation) refused(recs []*Record, err error) {
 			is.err = is.w.storeDown(err, fmt.Errorf("permanent error naming no record of the batch: %w", err))
 			return
 		}
-		is.culprits = append(is.culprits, mine...)
+		for _, re := range mine {
+			is.culprit(re, false)
+		}
 		is.settle(slices.DeleteFunc(slices.Clone(recs), is.isCulprit))
 		return
 	}
@@ -365,8 +404,7 @@ func (is *isolation) refused(recs []*Record, err error) {
 			is.settle(recs)
 			return
 		}
-		is.culprits = append(is.culprits, &RecordError{Record: recs[0], Err: err})
-		is.singles++
+		is.culprit(&RecordError{Record: recs[0], Err: err}, true)
 		return
 	}
 	if sus, follower := suspects(err, recs); len(sus) > 0 && len(sus) < len(recs) {
@@ -430,8 +468,7 @@ func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
 		case errors.Is(err, errProbe):
 			// The authority takes it alone; the follower was not asked.
 		case ClassOf(err) == ClassPermanent && w.ctx.Err() == nil:
-			is.culprits = append(is.culprits, &RecordError{Record: r, Err: err})
-			is.singles++
+			is.culprit(&RecordError{Record: r, Err: err}, true)
 			found = true
 		default:
 			var ex *ExhaustedError

@@ -354,3 +354,68 @@ func TestSuspectsTriedAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestNoDLQWritesNothingAfterTheCulprit: without a DLQ a refused record
+// stops its partition, and nothing at or after it is written or committed
+// (pipeline.StoppedError) — also when the culprit is in the middle of its
+// batch and the isolation would otherwise write the records after it.
+func TestNoDLQWritesNothingAfterTheCulprit(t *testing.T) {
+	const culprit = 17
+	bad := func(r *pipeline.Record) bool { return r.Src.Offset == culprit }
+	tests := []struct {
+		name string
+		auth func(s *pipelinetest.Store) pipeline.Authority
+	}{
+		{"the store names it", func(s *pipelinetest.Store) pipeline.Authority {
+			s.RejectIf(func(r *pipeline.Record) error {
+				if bad(r) {
+					return errors.New("constraint violated")
+				}
+				return nil
+			})
+			return s
+		}},
+		{"the store refuses the batch", func(s *pipelinetest.Store) pipeline.Authority {
+			s.RefuseBatchIf(bad)
+			return s
+		}},
+		{"the store points at it", func(s *pipelinetest.Store) pipeline.Authority {
+			return &suspecting{Store: s, bad: bad, suspect: bad}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topic, group := uniq("nodlq"), uniq("g")
+			cl := newKfake(t, topic, 1)
+			recs := simpleStream(topic, 1, 40, 0)
+			cl.produce(t, recs...)
+			store, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+			var stopped sync.WaitGroup
+			stopped.Add(1)
+			var once sync.Once
+			o := testOptions(group, topic)
+			o.MaxRecords = 40
+			start(t, cl, o, tc.auth(store), sink, nil, pipeline.Hooks{Stopped: func(_ string, _ int32, err error) {
+				once.Do(stopped.Done)
+			}})
+			done := make(chan struct{})
+			go func() { stopped.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the partition did not stop at the refused record")
+			}
+			waitCommitted(t, cl, group, topic, map[int32]int64{0: culprit}, 20*time.Second)
+			for name, s := range map[string]*pipelinetest.Store{"authority": store, "follower": sink} {
+				for _, l := range s.Log() {
+					if l.Offset >= culprit {
+						t.Errorf("%s holds offset %d, at or after the refused record %d", name, l.Offset, culprit)
+					}
+				}
+				if n := len(s.State()); n != culprit {
+					t.Errorf("%s holds %d keys, want the %d before the refused record", name, n, culprit)
+				}
+			}
+		})
+	}
+}
