@@ -762,7 +762,6 @@ func TestFailurePoison(t *testing.T) {
 	ref := newRefusal(t, drv)
 
 	type run struct {
-		name    string
 		took    time.Duration
 		records int
 		load    string
