@@ -50,23 +50,27 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		return follow(ctx, nil)
 	}
 
-	// One deadline covers the wait for a transaction turn and the
-	// transaction: on a frozen server the turns stay held, and the calls
-	// queued behind them must fail within the timeout too, so the breaker
-	// sees every one of them fail instead of one per timeout.
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
+	// The wait for a transaction turn has no deadline of its own: behind
+	// transactions that progress it is backpressure, not a failure (six
+	// partitions with a backlog queue for one turn all the time). When the
+	// transaction ahead fails on the server (its neo4j.timeout ran out, the
+	// connection broke) every call queued behind it gives up at once with a
+	// transient error, so on a frozen server the breaker sees all of them
+	// fail within one timeout instead of one per timeout.
 	t := &turn{s: s}
-	if err := t.acquire(ctx); err != nil {
+	if err := t.acquire(ctx, s.stallSignal()); err != nil {
 		return err
 	}
 	defer t.release()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
 	sess := s.session(ctx)
 	defer sess.Close(ctx)
 	var step string
 	_, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		// A run the driver repeats (after a deadlock) takes a turn again.
-		if err := t.acquire(ctx); err != nil {
+		// A run the driver repeats (after a deadlock) takes a turn again,
+		// within the call's timeout.
+		if err := t.acquire(ctx, nil); err != nil {
 			return nil, err
 		}
 		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t)
@@ -84,6 +88,9 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		return fe.err
 	case errors.As(err, &re):
 		return pipeline.Permanent(err)
+	}
+	if serverStalled(err) {
+		s.signalStall()
 	}
 	return withSuspects(classify(step, err), err, valid)
 }
@@ -482,8 +489,12 @@ type turn struct {
 	held bool
 }
 
-// acquire waits for a turn within ctx (the Apply's neo4j.timeout).
-func (t *turn) acquire(ctx context.Context) error {
+// errStalled is the cause a queued call gives up with when the transaction
+// ahead of it failed on the server.
+var errStalled = errors.New("the transaction ahead of this one in the queue for a turn failed on the server (timeout or lost connection)")
+
+// acquire waits for a turn until ctx ends or stall closes (nil: never).
+func (t *turn) acquire(ctx context.Context, stall <-chan struct{}) error {
 	if t.held {
 		return nil
 	}
@@ -491,6 +502,8 @@ func (t *turn) acquire(ctx context.Context) error {
 	case t.s.turns <- struct{}{}:
 		t.held = true
 		return nil
+	case <-stall:
+		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d): %w", t.s.cfg.MaxConcurrentTx, errStalled))
 	case <-ctx.Done():
 		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn free within neo4j.timeout %s (neo4j.max_concurrent_transactions %d, all busy): %w",
 			t.s.cfg.Timeout, t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
@@ -502,4 +515,38 @@ func (t *turn) release() {
 		<-t.s.turns
 		t.held = false
 	}
+}
+
+// stallSignal returns the channel that closes when a transaction fails on
+// the server; a call takes it before it queues for a turn.
+func (s *Sink) stallSignal() <-chan struct{} {
+	s.stallMu.Lock()
+	defer s.stallMu.Unlock()
+	if s.stall == nil {
+		s.stall = make(chan struct{})
+	}
+	return s.stall
+}
+
+// signalStall releases every call queued for a turn: the transaction ahead
+// of them failed on the server.
+func (s *Sink) signalStall() {
+	s.stallMu.Lock()
+	defer s.stallMu.Unlock()
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// serverStalled reports whether a transaction failed because the server did
+// not answer in time or the connection broke (the driver's last attempt
+// when it gave up retrying), as opposed to a refusal or a deadlock.
+func serverStalled(err error) bool {
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) && len(limit.Errors) > 0 && limit.Errors[len(limit.Errors)-1] != nil {
+		err = limit.Errors[len(limit.Errors)-1]
+	}
+	var ce *neo4j.ConnectivityError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ce)
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -37,10 +38,10 @@ type Config struct {
 	Password string
 	// Database empty means the user's home database.
 	Database string
-	// Timeout bounds each call: a whole Apply (the wait for a transaction
-	// turn, its transaction, the driver's retries of it and the follower's
-	// write inside it), a sweep statement, a
-	// Ping. It is also the server-side transaction timeout. Default 5 s.
+	// Timeout bounds each call: a whole Apply once it has a transaction
+	// turn (its transaction, the driver's retries of it and the follower's
+	// write inside it), a sweep statement, a Ping. It is also the
+	// server-side transaction timeout. Default 5 s.
 	Timeout time.Duration
 	// StoreText keeps the chunk text on the Chunk node.
 	StoreText bool
@@ -55,8 +56,11 @@ type Config struct {
 	// MaxConcurrentTx bounds the Apply transactions running at once across
 	// partitions (default 1). Partitions share entities, so concurrent
 	// transactions mostly wait on each other's locks, deadlock and time out;
-	// one at a time is the faster order. Waiting for a turn counts against
-	// Timeout: a call that gets no turn within it fails (transient).
+	// one at a time is the faster order. Waiting for a turn has no deadline
+	// (behind progressing transactions it is backpressure); when a
+	// transaction fails on the server (timeout, lost connection) the calls
+	// queued behind it fail at once (transient), so a frozen server opens
+	// the breaker within one Timeout.
 	MaxConcurrentTx int
 	// Log receives the sweeper's reports; the zero value logs nothing.
 	Log zerolog.Logger
@@ -85,6 +89,9 @@ type Sink struct {
 	driver neo4j.DriverWithContext
 	owned  bool          // Close closes the driver
 	turns  chan struct{} // MaxConcurrentTx tokens for Apply
+
+	stallMu sync.Mutex
+	stall   chan struct{} // closed when a transaction fails on the server
 }
 
 // New connects to Neo4j as cfg says. It does not contact the server: call

@@ -8,56 +8,89 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/event"
 )
 
-// TestTurnWaitEndsAtTimeout: while every transaction turn is held (here
-// taken by the test, as the statements of a call on a frozen server hold
-// it), a call waiting for a turn fails with a transient error within its
-// own Timeout instead of queueing until a turn frees: neo4j.timeout covers
-// the wait for the turn too, so a frozen server fails every queued call and
-// its breaker sees them.
-func TestTurnWaitEndsAtTimeout(t *testing.T) {
+// TestTurnWaitEndsWhenTheTransactionAheadStalls: a call queued for a
+// transaction turn keeps waiting beyond its Timeout while the turn is held
+// by a transaction that progresses (backpressure, not a failure), and gives
+// up at once with a transient error when the transaction ahead fails on the
+// server (signalStall, what Apply does on a timeout or a lost connection):
+// on a frozen server every queued call fails within one timeout, and the
+// breaker sees them.
+func TestTurnWaitEndsWhenTheTransactionAheadStalls(t *testing.T) {
 	t.Parallel()
-	const timeout = 2 * time.Second
+	const timeout = time.Second
 	s, drv := testSink(t, Config{Timeout: timeout, MaxConcurrentTx: 1})
 	tenant := newTenant(t, drv)
 	var bt batcher
-	s.turns <- struct{}{} // the only turn, held for the whole test
-	defer func() { <-s.turns }()
+	s.turns <- struct{}{} // the only turn, held as a long transaction would
 
 	waiter := bt.batch(upsert(tenant, "waiter", 1, ts(1), []event.Entity{ent("w", "Person", "W", nil)}, nil))
 	waiterDone := make(chan error, 1)
 	go func() {
 		waiterDone <- s.Apply(context.Background(), waiter, func(context.Context, []pipeline.Write) error {
-			return errors.New("the waiter got a turn while the holder held the only one")
+			return errors.New("the waiter got a turn while the test held the only one")
 		})
 	}()
-	// Generous: the bound is "before the holder lets go", not a speed.
-	const patience = 15 * timeout
+	select {
+	case err := <-waiterDone:
+		t.Fatalf("the queued call returned %v after less than %s, while the turn was held by a progressing transaction", err, 3*timeout)
+	case <-time.After(3 * timeout):
+	}
+	s.signalStall() // the transaction ahead failed on the server
 	var err error
 	select {
 	case err = <-waiterDone:
-	case <-time.After(patience):
-		t.Fatalf("a call waiting for a transaction turn was still waiting after %s (neo4j.timeout %s): the timeout does not cover the wait for a turn", patience, timeout)
+	case <-time.After(time.Minute):
+		<-s.turns
+		t.Fatal("the queued call was still waiting a minute after the transaction ahead failed")
 	}
+	<-s.turns
 	if err == nil {
-		t.Fatal("the waiting call succeeded while the only turn was held")
+		t.Fatal("the queued call succeeded while the only turn was held")
 	}
 	if c := pipeline.ClassOf(err); c != pipeline.ClassTransient {
-		t.Errorf("the waiting call failed with class %s (%v), want transient", c, err)
+		t.Errorf("the queued call failed with class %s (%v), want transient", c, err)
 	}
-	if !strings.Contains(err.Error(), "turn") || !strings.Contains(err.Error(), "neo4j.timeout") {
-		t.Errorf("the waiting call failed with %q, which does not say it got no transaction turn within neo4j.timeout", err)
+	if !errors.Is(err, errStalled) || !strings.Contains(err.Error(), "turn") {
+		t.Errorf("the queued call failed with %q, which does not say the transaction ahead failed", err)
 	}
 	for i, r := range waiter.Records {
 		if r.Outcome != pipeline.OutcomePending {
-			t.Errorf("waiting call's record %d has outcome %s, want pending", i, r.Outcome)
+			t.Errorf("queued call's record %d has outcome %s, want pending", i, r.Outcome)
 		}
 	}
 	if n := count(t, drv, `MATCH (c:Chunk {tenant: $t, id: "waiter"}) RETURN count(c)`, map[string]any{"t": tenant}); n != 0 {
-		t.Errorf("the waiting call wrote %d chunks", n)
+		t.Errorf("the queued call wrote %d chunks", n)
+	}
+
+	// With the turn free again, the next call takes it and writes.
+	apply(t, s, bt.batch(upsert(tenant, "after", 1, ts(2), nil, nil)))
+	if n := count(t, drv, `MATCH (c:Chunk {tenant: $t, id: "after"}) RETURN count(c)`, map[string]any{"t": tenant}); n != 1 {
+		t.Errorf("the call after the stall wrote %d chunks, want 1", n)
+	}
+}
+
+func TestServerStalled(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"deadline", fmt.Errorf("run: %w", context.DeadlineExceeded), true},
+		{"connectivity", &neo4j.ConnectivityError{Inner: errors.New("broken pipe")}, true},
+		{"driver gave up on a timeout", &neo4j.TransactionExecutionLimit{Errors: []error{errors.New("deadlock"), context.DeadlineExceeded}}, true},
+		{"driver gave up on deadlocks", &neo4j.TransactionExecutionLimit{Errors: []error{errors.New("deadlock")}}, false},
+		{"cancelled", context.Canceled, false},
+		{"refused", &neo4j.Neo4jError{Code: "Neo.ClientError.Schema.ConstraintValidationFailed"}, false},
+	} {
+		if got := serverStalled(c.err); got != c.want {
+			t.Errorf("%s: serverStalled = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 
