@@ -505,8 +505,10 @@ func (t *turn) acquire(ctx context.Context, stall <-chan struct{}) error {
 	case <-stall:
 		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d): %w", t.s.cfg.MaxConcurrentTx, errStalled))
 	case <-ctx.Done():
-		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn free within neo4j.timeout %s (neo4j.max_concurrent_transactions %d, all busy): %w",
-			t.s.cfg.Timeout, t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
+		// The caller's context ended (shutdown, revoke), or, for a run the
+		// driver repeats, the call's neo4j.timeout.
+		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d, all busy): %w",
+			t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
 	}
 }
 
