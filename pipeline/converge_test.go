@@ -204,6 +204,43 @@ func TestBisect(t *testing.T) {
 			t.Errorf("dead-lettered %+v although the store refused every record alike", got)
 		}
 	})
+
+	// The follower's refusals are searched with the follower alone
+	// (followSink); every write refused alone means the same there.
+	t.Run("follower refused alike", func(t *testing.T) {
+		topic, group := uniq("bisect"), uniq("g")
+		cl := newKfake(t, topic, 1)
+		recs := simpleStream(topic, 1, 10, 0)
+		cl.produce(t, recs...)
+		auth, sinkStore := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+		var refuse atomic.Bool
+		refuse.Store(true)
+		sink := &wholeRefusingSink{Store: sinkStore, bad: func(*pipeline.Record) bool { return refuse.Load() }}
+		dl := &deadLetters{}
+		var down atomic.Bool
+		o := testOptions(group, topic)
+		o.MaxRecords = 10
+		start(t, cl, o, auth, sink, dl, pipeline.Hooks{Paused: func(_ string, _ int32, r pipeline.PauseReason) {
+			if r == pipeline.PauseSinkDown {
+				down.Store(true)
+			}
+		}})
+		waitFor(t, 10*time.Second, "the partition paused as sink down", down.Load)
+		if n := len(auth.State()); n != 0 {
+			t.Errorf("the authority holds %d chunks while the follower refuses everything, want 0", n)
+		}
+		refuse.Store(false)
+		waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
+		if got := dl.all(); len(got) != 0 {
+			t.Errorf("dead-lettered %+v although the follower refused every record alike", got)
+		}
+		want, err := pipelinetest.Expect(pipelinetest.Dims, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameState(t, "authority", auth.State(), want)
+		sameState(t, "follower", sinkStore.State(), want)
+	})
 }
 
 // TestDeadLetterDown checks that a DLQ that cannot take records pauses the

@@ -29,6 +29,7 @@ var errAgain = errors.New("batch changed; apply again")
 // nothing is committed past the batch meanwhile.
 func (w *partition) deliver(b *Batch, decode time.Duration) bool {
 	n, bytes := len(b.Records), b.Bytes
+	w.sunk = nil
 	start := time.Now()
 	var d delivery
 	backoff := w.c.opts.SinkDownBackoff
@@ -254,11 +255,166 @@ type sinkError struct{ err error }
 func (e *sinkError) Error() string { return e.err.Error() }
 func (e *sinkError) Unwrap() error { return e.err }
 
+// followSink is the authority's follow: it writes the batch's decisions to
+// the sink, inside the authority's open transaction.
+//
+// When the sink refuses them permanently without naming the writes at
+// fault (a real Qdrant's "Wrong input" names no point), they are searched
+// here, by halves, with the sink alone (searchSink): the refused writes
+// come back as *RecordErrors, so the authority's transaction rolls back
+// once and the batch is applied once more without the culprits, instead of
+// one authority transaction per step of a bisection. The writes the sink
+// took during the search are the authority's decisions for records that
+// are not culprits, so the next apply decides them alike; the sink keeps
+// them (sunk) and they are not written again.
 func (w *partition) followSink(ctx context.Context, writes []Write) error {
-	if err := w.c.sink.Write(ctx, writes); err != nil {
-		return &sinkError{err: err}
+	todo := writes
+	if len(w.sunk) > 0 {
+		todo = make([]Write, 0, len(writes))
+		for _, wr := range writes {
+			if w.sunk[wr.Key] != sunkWrite(wr) {
+				todo = append(todo, wr)
+			}
+		}
 	}
-	return nil
+	if len(todo) == 0 {
+		return nil
+	}
+	err := w.c.sink.Write(ctx, todo)
+	w.sank(todo, err == nil)
+	if err == nil {
+		return nil
+	}
+	if w.c.dl != nil && len(todo) > 1 && ClassOf(err) == ClassPermanent && ctx.Err() == nil &&
+		len(recordErrors(err)) == 0 && !hasSuspects(err) {
+		err = w.searchSink(ctx, todo, err)
+		if err == nil {
+			return nil
+		}
+	}
+	return &sinkError{err: err}
+}
+
+// sank keeps w.sunk exact once a search has started it: the writes the
+// sink took are what it holds for their keys; after a failed call it may
+// hold either, so their keys are forgotten.
+func (w *partition) sank(ws []Write, ok bool) {
+	if w.sunk == nil {
+		return
+	}
+	for _, wr := range ws {
+		if ok {
+			w.sunk[wr.Key] = sunkWrite(wr)
+		} else {
+			delete(w.sunk, wr.Key)
+		}
+	}
+}
+
+// hasSuspects reports whether err's tree holds a *SuspectError.
+func hasSuspects(err error) bool {
+	found := false
+	walkErrors(err, false, func(e error, _ bool) bool {
+		_, ok := e.(*SuspectError)
+		found = found || ok
+		return found
+	})
+	return found
+}
+
+// sunkKey is what identifies a write the sink holds: the record whose
+// content it carries and what it does.
+type sunkKey struct {
+	r *Record
+	a Action
+}
+
+func sunkWrite(wr Write) sunkKey { return sunkKey{wr.Record, wr.Action} }
+
+// searchSink finds the writes of todo that the sink refuses, which it
+// refused together with err, writing the others; w.sunk remembers those
+// for the rest of the batch's delivery. It returns the culprits as
+// permanent *RecordErrors; nil when the sink took every write in parts;
+// the error that ended the search when it was not permanent; and a
+// sink-down error when every write was refused alone (the writes are not
+// the cause).
+//
+// Without a DLQ nothing is searched here: the partition stops at the first
+// culprit and nothing after it may reach the sink ahead of the authority,
+// so the pipeline's own isolation finds the culprit.
+func (w *partition) searchSink(ctx context.Context, todo []Write, err error) error {
+	s := &sinkSearch{w: w, ctx: ctx}
+	if w.sunk == nil {
+		w.sunk = make(map[Key]sunkKey)
+	}
+	s.refused(todo, err)
+	switch {
+	case s.err != nil:
+		return s.err
+	case len(s.culprits) == 0:
+		return nil
+	case len(s.culprits) == len(todo):
+		cause := &sinkError{err: err}
+		return w.storeDown(cause, fmt.Errorf("every write refused alone alike: %w", cause))
+	}
+	errs := make([]error, len(s.culprits))
+	for i, re := range s.culprits {
+		errs[i] = re
+	}
+	return Permanent(errors.Join(errs...))
+}
+
+// sinkSearch is one search for the writes the sink refuses.
+type sinkSearch struct {
+	w        *partition
+	ctx      context.Context
+	culprits []*RecordError
+	err      error
+}
+
+// write writes ws; a permanent refusal is searched in turn.
+func (s *sinkSearch) write(ws []Write) {
+	if s.err != nil || len(ws) == 0 {
+		return
+	}
+	err := s.w.c.sink.Write(s.ctx, ws)
+	s.w.sank(ws, err == nil)
+	switch {
+	case err == nil:
+	case ClassOf(err) != ClassPermanent || s.ctx.Err() != nil:
+		s.err = err
+	default:
+		s.refused(ws, err)
+	}
+}
+
+// refused searches ws, which the sink refused together with err; a nil
+// err means the refusal is inferred (the other half of a refused run was
+// taken), so ws is split without being written whole first.
+func (s *sinkSearch) refused(ws []Write, err error) {
+	if s.err != nil || len(ws) == 0 {
+		return
+	}
+	if len(ws) == 1 {
+		if err == nil {
+			s.write(ws)
+			return
+		}
+		s.culprits = append(s.culprits, &RecordError{Record: ws[0].Record, Err: err})
+		return
+	}
+	left, right := ws[:len(ws)/2], ws[len(ws)/2:]
+	lerr := s.w.c.sink.Write(s.ctx, left)
+	s.w.sank(left, lerr == nil)
+	switch {
+	case lerr == nil:
+		s.refused(right, nil)
+	case ClassOf(lerr) != ClassPermanent || s.ctx.Err() != nil:
+		s.err = lerr
+	default:
+		s.refused(left, lerr)
+		s.write(right)
+	}
 }
 
 // applyIsolating applies b. When a store refuses it permanently, it

@@ -419,3 +419,89 @@ func TestNoDLQWritesNothingAfterTheCulprit(t *testing.T) {
 		})
 	}
 }
+
+// countingSink counts the writes (calls) its follower receives.
+type countingSink struct {
+	pipeline.Sink
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *countingSink) Write(ctx context.Context, writes []pipeline.Write) error {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.Sink.Write(ctx, writes)
+}
+
+// TestFollowerRefusalSearchedInOneTransaction: the follower refuses a batch
+// whole, naming no point (a real Qdrant's "Wrong input"), because of two of
+// its records, one of them an update between two others of its key. The
+// culprits are found by writing halves to the follower alone, inside the
+// authority's transaction: the authority applies the batch twice (refused,
+// then without the culprits), not once per bisection step; the culprits
+// alone are dead-lettered with stage sink.qdrant; the key of the refused
+// update ends at the update after it; both stores hold every other record,
+// and the follower receives each write once.
+func TestFollowerRefusalSearchedInOneTransaction(t *testing.T) {
+	topic, group := uniq("fsearch"), uniq("g")
+	cl := newKfake(t, topic, 1)
+	var recs []*kgo.Record
+	for i := range 64 {
+		ev := pipelinetest.Event{Tenant: "acme", ID: fmt.Sprintf("c%06d", i), Version: 1}
+		switch i {
+		case 20:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 1, Text: "first"}
+		case 21:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 9, Text: "refused"}
+		case 30:
+			ev = pipelinetest.Event{Tenant: "acme", ID: "k", Version: 2, Text: "second"}
+		}
+		recs = append(recs, ev.Record(topic, 0, ""))
+	}
+	cl.produce(t, recs...)
+	authStore, sinkStore := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+	auth := &tracking{Authority: authStore}
+	bad := func(r *pipeline.Record) bool {
+		return (r.Event.ID == "k" && r.Event.Version == 9) || r.Event.ID == "c000050"
+	}
+	sink := &countingSink{Sink: &wholeRefusingSink{Store: sinkStore, bad: bad}}
+	dl := &deadLetters{}
+	o := testOptions(group, topic)
+	o.MaxRecords = len(recs)
+	start(t, cl, o, auth, sink, dl, pipeline.Hooks{})
+	waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
+
+	got := dl.all()
+	slices.SortFunc(got, func(a, b dead) int { return int(a.offset - b.offset) })
+	if len(got) != 2 || got[0].offset != 21 || got[1].offset != 50 ||
+		got[0].stage != "sink.qdrant" || got[1].stage != "sink.qdrant" {
+		t.Fatalf("dead letters %+v, want offsets 21 and 50, both at sink.qdrant", got)
+	}
+	good := slices.DeleteFunc(slices.Clone(recs), func(r *kgo.Record) bool { return r.Offset == 21 || r.Offset == 50 })
+	want, err := pipelinetest.Expect(pipelinetest.Dims, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, "authority", authStore.State(), want)
+	sameState(t, "follower", sinkStore.State(), want)
+	if e := authStore.State()[pipeline.Key{Tenant: "acme", ID: "k"}]; e.Version != 2 || e.Text != "second" {
+		t.Errorf("key acme/k is at version %d %q, want 2 \"second\"", e.Version, e.Text)
+	}
+	if n := auth.count(); n != 2 {
+		t.Errorf("the authority applied %d times, want 2 (the refused batch, then the batch without its culprits)", n)
+	}
+	seen := map[int64]bool{}
+	for _, l := range sinkStore.Log() {
+		if seen[l.Offset] {
+			t.Errorf("the follower received the write of offset %d twice", l.Offset)
+		}
+		seen[l.Offset] = true
+	}
+	// One whole write, a bisection over 64 writes for two culprits, and the
+	// re-folded key: far fewer than a write per record.
+	if sink.calls > 24 {
+		t.Errorf("the follower was called %d times for 64 writes and 2 culprits", sink.calls)
+	}
+	t.Logf("authority applies %d, follower calls %d", auth.count(), sink.calls)
+}

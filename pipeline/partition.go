@@ -60,6 +60,9 @@ type partition struct {
 	halt    *StoppedError // set when the batch in hand ends at a bad record
 	dlBuf   []*Record
 	follow  func(context.Context, []Write) error
+	// sunk holds the writes the sink took while its refusal of the batch in
+	// hand was searched (followSink).
+	sunk map[Key]sunkKey
 }
 
 func newPartition(c *Consumer, cl *kgo.Client, k tp) *partition {
