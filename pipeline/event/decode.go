@@ -210,7 +210,7 @@ func (s *scanner) topField(f uint16, p *path, ev *Event) *Error {
 			case len(b) > s.lim.MaxTenantBytes:
 				s.violate(p, "too long (%d bytes, max %d)", len(b), s.lim.MaxTenantBytes)
 			default:
-				ev.Tenant = string(b)
+				ev.Tenant = s.keep(b)
 			}
 		}
 	case fDocID:
@@ -310,19 +310,19 @@ func (s *scanner) stringVal(p *path, limit int, nullable bool) (string, bool, *E
 		if err != nil {
 			return "", false, err
 		}
-		n, v := len(raw), ""
 		if esc {
-			v = unescapedString(raw)
-			n = len(v)
+			v, n := s.keepUnescaped(raw, limit)
+			if n > limit {
+				s.violate(p, "too long (%d bytes, max %d)", n, limit)
+				return "", false, nil
+			}
+			return v, true, nil
 		}
-		if n > limit {
-			s.violate(p, "too long (%d bytes, max %d)", n, limit)
+		if len(raw) > limit {
+			s.violate(p, "too long (%d bytes, max %d)", len(raw), limit)
 			return "", false, nil
 		}
-		if !esc {
-			v = string(raw)
-		}
-		return v, true, nil
+		return s.keep(raw), true, nil
 	}
 	if nullable && s.kindAt() == "null" {
 		_, err := s.literal(p)

@@ -118,7 +118,7 @@ func (s *scanner) label(p *path) (string, *Error) {
 		s.violate(p, "must match %s", LabelPattern)
 		return "", nil
 	}
-	return string(b), nil
+	return s.keep(b), nil
 }
 
 func (s *scanner) propsOrNull(p *path) (map[string]any, *Error) {

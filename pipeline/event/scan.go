@@ -17,6 +17,9 @@ type scanner struct {
 	serr    *Error
 	scratch []byte // unescaped strings, valid until the next unescape
 
+	arena []byte   // the current block of the event's strings and numbers; see keep
+	strs  []string // the current slab of boxed strings; see boxString
+
 	base *path // path of the metadata object; see here
 	segs []seg // path below base while scanning metadata
 

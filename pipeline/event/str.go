@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // plain marks the bytes a string can hold without any attention: all but
@@ -186,16 +185,6 @@ func appendUnescaped(out, raw []byte) []byte {
 		i += 2
 	}
 	return out
-}
-
-// unescapedString decodes raw into a string of its own: one allocation of
-// at most len(raw) bytes (decoding only shrinks), never written again.
-func unescapedString(raw []byte) string {
-	b := appendUnescaped(make([]byte, 0, len(raw)), raw)
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }
 
 // strBytes returns the decoded bytes of a scanned string, valid until the

@@ -15,7 +15,7 @@ func (s *scanner) objectKey(p *path) (string, *Error) {
 	case len(k) > s.lim.MaxKeyBytes:
 		s.violate(p, "key too long (%d bytes, max %d)", len(k), s.lim.MaxKeyBytes)
 	}
-	return string(k), nil
+	return s.keep(k), nil
 }
 
 // number reads a number of metadata or props: int64 for an integer literal,
@@ -27,7 +27,7 @@ func (s *scanner) numberVal(p *path) (any, *Error) {
 	}
 	if lit.isInt {
 		if v, ok := s.int64(lit); ok {
-			return v, nil
+			return s.boxInt(v), nil
 		}
 		s.violate(p, "integer out of int64 range")
 		return nil, nil
@@ -37,7 +37,7 @@ func (s *scanner) numberVal(p *path) (any, *Error) {
 		s.violate(p, "number out of float64 range (must be finite)")
 		return nil, nil
 	}
-	return v, nil
+	return s.boxFloat(v), nil
 }
 
 // scalar reads a string, number, boolean or null.
@@ -45,7 +45,7 @@ func (s *scanner) scalar(p *path) (any, *Error) {
 	switch s.kindAt() {
 	case "string":
 		v, _, err := s.stringVal(p, s.lim.MaxStringBytes, false)
-		return v, err
+		return s.boxString(v), err
 	case "number":
 		return s.numberVal(p)
 	case "boolean", "null":
@@ -268,7 +268,7 @@ func (s *scanner) propArray(p *path) ([]any, *Error) {
 	if first == "number" && !allInt {
 		for i, v := range a {
 			if x, ok := v.(int64); ok {
-				a[i] = float64(x)
+				a[i] = s.boxFloat(float64(x))
 			}
 		}
 	}
