@@ -230,7 +230,7 @@ func (s *scanner) topField(f uint16, p *path, ev *Event) *Error {
 	case fMetadata:
 		switch s.kindAt() {
 		case "object":
-			s.base, s.segs = p, s.segs[:0]
+			s.base, s.nseg = p, 0
 			ev.Metadata, err = s.metaObject(1)
 		case "null":
 			_, err = s.literal(p)

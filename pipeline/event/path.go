@@ -19,8 +19,9 @@ type seg struct {
 	index int
 }
 
-// here stands for "the metadata path being scanned" (s.base plus s.segs);
-// errors resolve it, so the scan passes it around without building a chain.
+// here stands for "the metadata path being scanned" (s.base plus the steps
+// pushed below it); errors resolve it, so the scan passes it around without
+// building a chain.
 var here = &path{index: -2}
 
 // resolve turns here into a real path; it allocates, so only errors call it.
@@ -29,11 +30,28 @@ func (s *scanner) resolve(p *path) *path {
 		return p
 	}
 	cur := s.base
-	for _, sg := range s.segs {
-		n := &path{parent: cur, name: sg.name, index: sg.index}
-		cur = n
+	for i := range s.nseg {
+		sg := s.step(i)
+		cur = &path{parent: cur, name: sg.name, index: sg.index}
 	}
 	return cur
+}
+
+// push adds a step to the metadata path; the caller pops it with s.nseg--.
+func (s *scanner) push(sg seg) {
+	if s.nseg < len(s.segBuf) {
+		s.segBuf[s.nseg] = sg
+	} else {
+		s.segMore = append(s.segMore[:s.nseg-len(s.segBuf)], sg)
+	}
+	s.nseg++
+}
+
+func (s *scanner) step(i int) seg {
+	if i < len(s.segBuf) {
+		return s.segBuf[i]
+	}
+	return s.segMore[i-len(s.segBuf)]
 }
 
 func field(parent *path, name string) path { return path{parent: parent, name: name, index: -1} }

@@ -20,8 +20,10 @@ type scanner struct {
 	arena []byte   // the current block of the event's strings and numbers; see keep
 	strs  []string // the current slab of boxed strings; see boxString
 
-	base *path // path of the metadata object; see here
-	segs []seg // path below base while scanning metadata
+	base    *path   // path of the metadata object; see here
+	nseg    int     // depth of the path below base while scanning metadata
+	segBuf  [16]seg // its first steps (a slice into it would move s to the heap)
+	segMore []seg   // the steps beyond len(segBuf)
 
 	vecPresent bool // "vector" held an array
 	vecLen     int  // its length, elements beyond Dims included

@@ -63,10 +63,10 @@ func (s *scanner) scalar(p *path) (any, *Error) {
 
 // Metadata recurses, and Go's escape analysis moves a path chain built on the
 // stack of a recursive function to the heap. So metadata keeps its path in
-// s.segs below s.base and passes the sentinel here, which errors resolve.
+// steps below s.base (see push) and passes the sentinel here, which errors resolve.
 
 // metaObject reads an object inside metadata at the given depth (metadata
-// itself is depth 1); its path is s.base plus s.segs.
+// itself is depth 1); its path is s.base plus the pushed steps.
 func (s *scanner) metaObject(depth int) (map[string]any, *Error) {
 	m := make(map[string]any)
 	if s.open('}') {
@@ -78,7 +78,7 @@ func (s *scanner) metaObject(depth int) (map[string]any, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		s.segs = append(s.segs, seg{name: k, index: -1})
+		s.push(seg{name: k, index: -1})
 		n++
 		_, dup := m[k]
 		switch {
@@ -92,7 +92,7 @@ func (s *scanner) metaObject(depth int) (map[string]any, *Error) {
 			v, err = s.metaValue(depth)
 			m[k] = v
 		}
-		s.segs = s.segs[:len(s.segs)-1]
+		s.nseg--
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +133,7 @@ func (s *scanner) metaArray(depth int) ([]any, *Error) {
 	}
 	n := 0
 	for {
-		s.segs = append(s.segs, seg{index: n})
+		s.push(seg{index: n})
 		n++
 		var err *Error
 		if n > s.lim.MaxArrayItems {
@@ -143,7 +143,7 @@ func (s *scanner) metaArray(depth int) ([]any, *Error) {
 			v, err = s.metaValue(depth)
 			a = append(a, v)
 		}
-		s.segs = s.segs[:len(s.segs)-1]
+		s.nseg--
 		if err != nil {
 			return nil, err
 		}
