@@ -1,6 +1,6 @@
 package qdrant
 
-// Payload keys (DESIGN.md §3); wire.go writes them (payloadFields says
+// Payload keys (DESIGN.md §3); wire.go writes them (appendPoint says
 // which a point has). The Neo4j Chunk node carries the same lineage
 // properties under the same names.
 const (

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -96,336 +97,385 @@ func (s *Sink) invokeUpsert(ctx context.Context, req wireRequest) error {
 	return s.client.GetConnection().Invoke(ctx, upsertMethod, req, &resp, grpc.ForceCodecV2(s.codec))
 }
 
-// payloadField is one key of a point's payload (DESIGN.md §3) with its
-// value and the size of its Value message.
-type payloadField struct {
-	key  string
-	kind uint8
-	s    string
-	i    int64
-	ents []event.Entity
-	v    any
-	size int // of the Value message; -1 when v cannot be encoded
-}
-
+// Tags of the fields written here (field number << 3 | wire type), one byte
+// each; Vector.dense's takes two (tagVectorDense).
 const (
-	kindString uint8 = iota
-	kindInt
-	kindEntityIDs
-	kindAny
+	wtVarint  = 0
+	wtFixed64 = 1
+	wtBytes   = 2
+
+	tagUpsertCollection = fUpsertCollection<<3 | wtBytes
+	tagUpsertWait       = fUpsertWait<<3 | wtVarint
+	tagUpsertPoints     = fUpsertPoints<<3 | wtBytes
+	tagPointID          = fPointID<<3 | wtBytes
+	tagPointPayload     = fPointPayload<<3 | wtBytes
+	tagPointVectors     = fPointVectors<<3 | wtBytes
+	tagIDUUID           = fIDUUID<<3 | wtBytes
+	tagVectorsVector    = fVectorsVector<<3 | wtBytes
+	tagDenseData        = fDenseData<<3 | wtBytes
+	tagMapKey           = fMapKey<<3 | wtBytes
+	tagMapValue         = fMapValue<<3 | wtBytes
+	tagValueNull        = fValueNull<<3 | wtVarint
+	tagValueDouble      = fValueDouble<<3 | wtFixed64
+	tagValueInt         = fValueInt<<3 | wtVarint
+	tagValueString      = fValueString<<3 | wtBytes
+	tagValueBool        = fValueBool<<3 | wtVarint
+	tagValueStruct      = fValueStruct<<3 | wtBytes
+	tagValueList        = fValueList<<3 | wtBytes
+	tagStructFields     = fStructFields<<3 | wtBytes
+	tagListValues       = fListValues<<3 | wtBytes
 )
 
-// payloadFields lists the payload of the record whose content is written,
-// in the order of the Field constants.
-func payloadFields(dst []payloadField, r *pipeline.Record, storeText bool, ingestedAt string) []payloadField {
-	ev := &r.Event
-	dst = append(dst[:0],
-		payloadField{key: FieldTenant, s: ev.Tenant},
-		payloadField{key: FieldID, s: ev.ID})
-	if ev.DocID != "" {
-		dst = append(dst, payloadField{key: FieldDocID, s: ev.DocID})
-	}
-	if storeText && ev.HasText {
-		dst = append(dst, payloadField{key: FieldText, s: ev.Text})
-	}
-	dst = append(dst, payloadField{key: FieldVersion, kind: kindInt, i: ev.Version})
-	if len(ev.Metadata) > 0 {
-		dst = append(dst, payloadField{key: FieldMetadata, kind: kindAny, v: ev.Metadata})
-	}
-	dst = append(dst,
-		payloadField{key: FieldEntities, kind: kindEntityIDs, ents: ev.Entities},
-		payloadField{key: FieldCorrelationID, s: r.CorrelationID},
-		payloadField{key: FieldIngestedAt, s: ingestedAt})
-	if r.Src != nil {
-		dst = append(dst,
-			payloadField{key: FieldSourceTopic, s: r.Src.Topic},
-			payloadField{key: FieldSourcePartition, kind: kindInt, i: int64(r.Src.Partition)},
-			payloadField{key: FieldSourceOffset, kind: kindInt, i: r.Src.Offset})
-	}
-	for i := range dst {
-		dst[i].size = fieldValueSize(&dst[i])
-	}
-	return dst
-}
+var tagVectorDense = string(protowire.AppendTag(nil, fVectorDense, protowire.BytesType))
+
+// The key fields of the payload's map entries, written as they are.
+var (
+	keyTenant          = keyField(FieldTenant)
+	keyID              = keyField(FieldID)
+	keyDocID           = keyField(FieldDocID)
+	keyText            = keyField(FieldText)
+	keyVersion         = keyField(FieldVersion)
+	keyMetadata        = keyField(FieldMetadata)
+	keyEntities        = keyField(FieldEntities)
+	keyCorrelationID   = keyField(FieldCorrelationID)
+	keyIngestedAt      = keyField(FieldIngestedAt)
+	keySourceTopic     = keyField(FieldSourceTopic)
+	keySourcePartition = keyField(FieldSourcePartition)
+	keySourceOffset    = keyField(FieldSourceOffset)
+)
+
+func keyField(key string) string { return string(appendString(nil, tagMapKey, key)) }
 
 // encodeUpsert encodes an UpsertPoints with wait=true for the upserts among
 // writes, in a buffer from pool (nil: a new one); n is how many points it
 // holds.
+//
+// It is one pass over the records, and over each metadata map once. A
+// message whose length is not known before its content (a point, a Struct
+// or List of its metadata) gets room for the varint of a guessed length, and
+// its length goes there once it is written; a wrong guess moves the content
+// by the difference (closeLen), so every length is the minimal varint, as
+// proto.Marshal writes it. The map entries go out in map order, as with
+// proto.Marshal: nothing reads them in order.
+//
+// The buffer is sized from pointSizeGuess, exact but for the metadata; a
+// request that outgrows it continues in a larger array (append), which is
+// then handed on in place of the buffer, and the buffer goes back to pool.
 func encodeUpsert(collection string, writes []pipeline.Write, storeText bool, now time.Time, pool mem.BufferPool) (req wireRequest, n int, err error) {
 	ingestedAt := now.UTC().Format(time.RFC3339Nano)
-	// First the exact size of every point, so that the buffer is allocated
-	// once.
-	var fields []payloadField
-	var ids []string
-	var sizes []int
-	total := 1 + protowire.SizeBytes(len(collection)) + 2
+	size := 1 + protowire.SizeBytes(len(collection)) + 2
 	for i := range writes {
-		w := &writes[i]
-		if w.Action != pipeline.ActionUpsert {
-			continue
+		if w := &writes[i]; w.Action == pipeline.ActionUpsert {
+			size += pointSizeGuess(w.Record, storeText, len(ingestedAt))
 		}
-		id := PointID(w.Key.Tenant, w.Key.ID)
-		fields = payloadFields(fields, w.Record, storeText, ingestedAt)
-		ps, err := pointSize(id, fields, len(w.Record.Event.Vector))
-		if err != nil {
-			return wireRequest{}, 0, fmt.Errorf("point %s: %w", w.Key, err)
-		}
-		ids, sizes = append(ids, id), append(sizes, ps)
-		total += 1 + protowire.SizeBytes(ps)
 	}
 	var buf *[]byte
 	if pool != nil {
-		buf = pool.Get(total)
+		buf = pool.Get(size)
 	} else {
-		s := make([]byte, total)
+		s := make([]byte, size)
 		buf = &s
 	}
-	b := (*buf)[:0]
-	b = protowire.AppendTag(b, fUpsertCollection, protowire.BytesType)
-	b = protowire.AppendString(b, collection)
-	b = protowire.AppendTag(b, fUpsertWait, protowire.VarintType)
-	b = protowire.AppendVarint(b, 1)
+	b := appendString((*buf)[:0], tagUpsertCollection, collection)
+	b = append(b, tagUpsertWait, 1)
 	for i := range writes {
 		w := &writes[i]
 		if w.Action != pipeline.ActionUpsert {
 			continue
 		}
-		fields = payloadFields(fields, w.Record, storeText, ingestedAt)
-		vec := w.Record.Event.Vector
-		id, ps := ids[n], sizes[n]
+		var ok bool
+		if b, ok = appendPoint(b, w, storeText, ingestedAt); !ok {
+			if pool != nil {
+				pool.Put(buf)
+			}
+			return wireRequest{}, 0, fmt.Errorf("point %s: payload %q: value of an unsupported type", w.Key, FieldMetadata)
+		}
 		n++
-		b = protowire.AppendTag(b, fUpsertPoints, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(ps))
-		start := len(b)
-
-		b = protowire.AppendTag(b, fPointID, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(len(id))))
-		b = protowire.AppendTag(b, fIDUUID, protowire.BytesType)
-		b = protowire.AppendString(b, id)
-		for j := range fields {
-			b = appendField(b, &fields[j])
-		}
-		b = appendVectors(b, vec)
-		if len(b)-start != ps {
-			// The sizes and the encoding disagree: a bug here, never the data's.
-			return wireRequest{}, 0, fmt.Errorf("point %s: encoded %d bytes, computed %d", w.Key, len(b)-start, ps)
-		}
 	}
-	if len(b) != total {
-		return wireRequest{}, 0, fmt.Errorf("upsert encoding: %d bytes written, %d computed", len(b), total)
+	if cap(b) != cap(*buf) { // append moved on to a larger array
+		if pool != nil {
+			pool.Put(buf)
+		}
+		buf = new([]byte)
 	}
 	*buf = b
 	return wireRequest{buf: buf, pool: pool}, n, nil
 }
 
-// pointSize is the encoded size of a PointStruct's fields.
-func pointSize(id string, fields []payloadField, dims int) (int, error) {
-	size := 1 + protowire.SizeBytes(1+protowire.SizeBytes(len(id)))
-	for i := range fields {
-		es, err := entrySize(fields[i].key, fields[i].size)
-		if err != nil {
-			return 0, err
+// metadataGuess is the bytes a point's buffer room counts per key of its
+// metadata: above what a key with a short scalar takes.
+const metadataGuess = 48
+
+// pointSizeGuess is the room for a point's field in UpsertPoints: enough for
+// all but the metadata, and metadataGuess bytes per key of that.
+func pointSizeGuess(r *pipeline.Record, storeText bool, ingestedAt int) int {
+	ev := &r.Event
+	// 512: the tags, keys and lengths of the id, payload and vectors, and
+	// the id's 36 characters.
+	n := 512 + len(ev.Tenant) + len(ev.ID) + len(ev.DocID) + len(r.CorrelationID) + ingestedAt +
+		16*len(ev.Entities) + metadataGuess*len(ev.Metadata) + 4*len(ev.Vector)
+	if storeText && ev.HasText {
+		n += len(ev.Text)
+	}
+	for i := range ev.Entities {
+		n += len(ev.Entities[i].ID)
+	}
+	if r.Src != nil {
+		n += len(r.Src.Topic)
+	}
+	return n
+}
+
+// appendPoint appends the PointStruct of an upsert as a field of
+// UpsertPoints, its payload keys (DESIGN.md §3) in the order of the Field
+// constants; false when the metadata holds a value of a type that has no
+// Value.
+func appendPoint(b []byte, w *pipeline.Write, storeText bool, ingestedAt string) ([]byte, bool) {
+	r := w.Record
+	ev := &r.Event
+	b = append(b, tagUpsertPoints)
+	lw := protowire.SizeVarint(uint64(pointSizeGuess(r, storeText, len(ingestedAt))))
+	b, at := openLen(b, lw)
+
+	id := PointID(w.Key.Tenant, w.Key.ID)
+	b = append(b, tagPointID)
+	b = appendVarint(b, uint64(1+protowire.SizeBytes(len(id))))
+	b = appendString(b, tagIDUUID, id)
+
+	b = appendStringEntry(b, keyTenant, ev.Tenant)
+	b = appendStringEntry(b, keyID, ev.ID)
+	if ev.DocID != "" {
+		b = appendStringEntry(b, keyDocID, ev.DocID)
+	}
+	if storeText && ev.HasText {
+		b = appendStringEntry(b, keyText, ev.Text)
+	}
+	b = appendIntEntry(b, keyVersion, ev.Version)
+	if len(ev.Metadata) > 0 {
+		var ok bool
+		if b, ok = appendEntry(b, tagPointPayload, keyMetadata, ev.Metadata); !ok {
+			return b, false
 		}
-		size += 1 + protowire.SizeBytes(es)
 	}
-	return size + 1 + protowire.SizeBytes(vectorsSize(dims)), nil
+	b = appendEntitiesEntry(b, ev.Entities)
+	b = appendStringEntry(b, keyCorrelationID, r.CorrelationID)
+	b = appendStringEntry(b, keyIngestedAt, ingestedAt)
+	if r.Src != nil {
+		b = appendStringEntry(b, keySourceTopic, r.Src.Topic)
+		b = appendIntEntry(b, keySourcePartition, int64(r.Src.Partition))
+		b = appendIntEntry(b, keySourceOffset, r.Src.Offset)
+	}
+	b = appendVectors(b, ev.Vector)
+	return closeLen(b, at, lw), true
 }
 
-// entrySize is the size of a map entry {key, value} whose Value message is
-// vs bytes (negative: the value cannot be encoded).
-func entrySize(key string, vs int) (int, error) {
-	if vs < 0 {
-		return 0, fmt.Errorf("payload %q: value of an unsupported type", key)
-	}
-	return 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(vs), nil
+// appendStringEntry appends a payload entry {key, Value{string_value: s}};
+// key is the entry's key field (keyField).
+func appendStringEntry(b []byte, key, s string) []byte {
+	vs := 1 + protowire.SizeBytes(len(s))
+	b = append(b, tagPointPayload)
+	b = appendVarint(b, uint64(len(key)+1+protowire.SizeBytes(vs)))
+	b = append(b, key...)
+	b = append(b, tagMapValue)
+	b = appendVarint(b, uint64(vs))
+	return appendString(b, tagValueString, s)
 }
 
-func fieldValueSize(f *payloadField) int {
-	switch f.kind {
-	case kindString:
-		return 1 + protowire.SizeBytes(len(f.s))
-	case kindInt:
-		return 1 + protowire.SizeVarint(uint64(f.i))
-	case kindEntityIDs:
-		return 1 + protowire.SizeBytes(entityIDsSize(f.ents))
-	default:
-		return valueSize(f.v)
-	}
+// appendIntEntry appends a payload entry {key, Value{integer_value: i}}.
+func appendIntEntry(b []byte, key string, i int64) []byte {
+	vs := 1 + protowire.SizeVarint(uint64(i))
+	b = append(b, tagPointPayload)
+	b = appendVarint(b, uint64(len(key)+2+vs))
+	b = append(b, key...)
+	b = append(b, tagMapValue, byte(vs), tagValueInt)
+	return appendVarint(b, uint64(i))
 }
 
-// entityIDsSize is the size of a ListValue of the entities' ids.
-func entityIDsSize(ents []event.Entity) int {
-	size := 0
+// appendEntitiesEntry appends the payload entry {entities, Value{list_value:
+// the entities' ids as string values}}.
+func appendEntitiesEntry(b []byte, ents []event.Entity) []byte {
+	ls := 0
 	for i := range ents {
-		size += 1 + protowire.SizeBytes(1+protowire.SizeBytes(len(ents[i].ID)))
+		ls += 1 + protowire.SizeBytes(1+protowire.SizeBytes(len(ents[i].ID)))
 	}
-	return size
+	vs := 1 + protowire.SizeBytes(ls)
+	b = append(b, tagPointPayload)
+	b = appendVarint(b, uint64(len(keyEntities)+1+protowire.SizeBytes(vs)))
+	b = append(b, keyEntities...)
+	b = append(b, tagMapValue)
+	b = appendVarint(b, uint64(vs))
+	b = append(b, tagValueList)
+	b = appendVarint(b, uint64(ls))
+	for i := range ents {
+		id := ents[i].ID
+		b = append(b, tagListValues)
+		b = appendVarint(b, uint64(1+protowire.SizeBytes(len(id))))
+		b = appendString(b, tagValueString, id)
+	}
+	return b
 }
 
-func appendField(b []byte, f *payloadField) []byte {
-	vs := f.size
-	es, _ := entrySize(f.key, vs)
-	b = protowire.AppendTag(b, fPointPayload, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(es))
-	b = protowire.AppendTag(b, fMapKey, protowire.BytesType)
-	b = protowire.AppendString(b, f.key)
-	b = protowire.AppendTag(b, fMapValue, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(vs))
-	switch f.kind {
-	case kindString:
-		b = protowire.AppendTag(b, fValueString, protowire.BytesType)
-		return protowire.AppendString(b, f.s)
-	case kindInt:
-		b = protowire.AppendTag(b, fValueInt, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(f.i))
-	case kindEntityIDs:
-		b = protowire.AppendTag(b, fValueList, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(entityIDsSize(f.ents)))
-		for i := range f.ents {
-			id := f.ents[i].ID
-			b = protowire.AppendTag(b, fListValues, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(len(id))))
-			b = protowire.AppendTag(b, fValueString, protowire.BytesType)
-			b = protowire.AppendString(b, id)
-		}
-		return b
-	default:
-		return appendValueBody(b, f.v)
-	}
+// appendEntry appends the map<string, Value> entry {key, v} as field tag;
+// key is the entry's key field (keyField). False when v, or a value in it,
+// is of a type that has no Value.
+func appendEntry(b []byte, tag byte, key string, v any) ([]byte, bool) {
+	b = append(b, tag)
+	lw := guessWidth(v)
+	b, at := openLen(b, lw)
+	b = append(b, key...)
+	b, ok := appendValue(b, tagMapValue, v)
+	return closeLen(b, at, lw), ok
 }
 
-// valueSize is the size of a Value message holding a decoded JSON value
-// (the kinds the event decoder produces); -1 for any other type.
-func valueSize(v any) int {
+// appendValue appends a Value message holding v, a decoded JSON value (the
+// kinds the event decoder produces, event.Event.Metadata), as field tag.
+// False when v, or a value in it, is of any other type.
+func appendValue(b []byte, tag byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
-	case nil:
-		return 2
-	case bool:
-		return 2
-	case int64:
-		return 1 + protowire.SizeVarint(uint64(v))
-	case int:
-		return 1 + protowire.SizeVarint(uint64(int64(v)))
-	case float64:
-		return 1 + 8
 	case string:
-		return 1 + protowire.SizeBytes(len(v))
+		b = append(b, tag)
+		b = appendVarint(b, uint64(1+protowire.SizeBytes(len(v))))
+		return appendString(b, tagValueString, v), true
+	case int64:
+		return appendIntValue(b, tag, v), true
+	case int:
+		return appendIntValue(b, tag, int64(v)), true
+	case float64:
+		b = append(b, tag, 9, tagValueDouble)
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)), true
+	case bool:
+		return append(b, tag, 2, tagValueBool, byte(protowire.EncodeBool(v))), true
+	case nil:
+		return append(b, tag, 2, tagValueNull, 0), true
 	case []any:
-		ls := 0
+		lw := protowire.SizeVarint(uint64(8 * len(v)))
+		b = append(b, tag)
+		b, at := openLen(b, lw)
+		b = append(b, tagValueList)
+		b, lat := openLen(b, lw)
 		for _, e := range v {
-			es := valueSize(e)
-			if es < 0 {
-				return -1
+			var ok bool
+			if b, ok = appendValue(b, tagListValues, e); !ok {
+				return b, false
 			}
-			ls += 1 + protowire.SizeBytes(es)
 		}
-		return 1 + protowire.SizeBytes(ls)
+		return closeLen(closeLen(b, lat, lw), at, lw), true
 	case map[string]any:
-		ss := structSize(v)
-		if ss < 0 {
-			return -1
+		lw := protowire.SizeVarint(uint64(24 * len(v)))
+		b = append(b, tag)
+		b, at := openLen(b, lw)
+		b = append(b, tagValueStruct)
+		b, sat := openLen(b, lw)
+		for k, e := range v {
+			var eat int
+			var ok bool
+			b, eat = openLen(append(b, tagStructFields), 1)
+			b = appendString(b, tagMapKey, k)
+			if b, ok = appendValue(b, tagMapValue, e); !ok {
+				return b, false
+			}
+			b = closeLen(b, eat, 1)
 		}
-		return 1 + protowire.SizeBytes(ss)
+		return closeLen(closeLen(b, sat, lw), at, lw), true
 	default:
-		return -1
+		return b, false
 	}
 }
 
-func structSize(m map[string]any) int {
-	size := 0
-	for k, e := range m {
-		es := valueSize(e)
-		if es < 0 {
-			return -1
-		}
-		ents, _ := entrySize(k, es)
-		size += 1 + protowire.SizeBytes(ents)
-	}
-	return size
+func appendIntValue(b []byte, tag byte, i int64) []byte {
+	b = append(b, tag, byte(1+protowire.SizeVarint(uint64(i))), tagValueInt)
+	return appendVarint(b, uint64(i))
 }
 
-// appendValueBody appends the fields of a Value message holding v; valueSize
-// has accepted v.
-func appendValueBody(b []byte, v any) []byte {
+// guessWidth is the width of the length of a map entry holding v, as
+// openLen takes it.
+func guessWidth(v any) int {
 	switch v := v.(type) {
-	case nil:
-		b = protowire.AppendTag(b, fValueNull, protowire.VarintType)
-		return protowire.AppendVarint(b, 0)
-	case bool:
-		b = protowire.AppendTag(b, fValueBool, protowire.VarintType)
-		return protowire.AppendVarint(b, protowire.EncodeBool(v))
-	case int64:
-		b = protowire.AppendTag(b, fValueInt, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(v))
-	case int:
-		b = protowire.AppendTag(b, fValueInt, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(int64(v)))
-	case float64:
-		b = protowire.AppendTag(b, fValueDouble, protowire.Fixed64Type)
-		return protowire.AppendFixed64(b, math.Float64bits(v))
-	case string:
-		b = protowire.AppendTag(b, fValueString, protowire.BytesType)
-		return protowire.AppendString(b, v)
+	case map[string]any:
+		return protowire.SizeVarint(uint64(24*len(v) + 16))
 	case []any:
-		ls := 0
-		for _, e := range v {
-			ls += 1 + protowire.SizeBytes(valueSize(e))
-		}
-		b = protowire.AppendTag(b, fValueList, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(ls))
-		for _, e := range v {
-			b = protowire.AppendTag(b, fListValues, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(valueSize(e)))
-			b = appendValueBody(b, e)
-		}
-		return b
-	default: // map[string]any
-		m := v.(map[string]any)
-		b = protowire.AppendTag(b, fValueStruct, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(structSize(m)))
-		for k, e := range m {
-			vs := valueSize(e)
-			es, _ := entrySize(k, vs)
-			b = protowire.AppendTag(b, fStructFields, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(es))
-			b = protowire.AppendTag(b, fMapKey, protowire.BytesType)
-			b = protowire.AppendString(b, k)
-			b = protowire.AppendTag(b, fMapValue, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(vs))
-			b = appendValueBody(b, e)
-		}
-		return b
+		return protowire.SizeVarint(uint64(8*len(v) + 16))
+	default:
+		return 1
 	}
 }
 
-// vectorsSize is the size of Vectors{vector: Vector{dense: DenseVector{data}}}.
-func vectorsSize(dims int) int {
-	dense := 0
-	if dims > 0 {
-		dense = 1 + protowire.SizeBytes(4*dims)
-	}
-	vector := 2 + protowire.SizeBytes(dense) // tag 101 takes two bytes
-	return 1 + protowire.SizeBytes(vector)
-}
-
+// appendVectors appends Vectors{vector: Vector{dense: DenseVector{data: vec}}}
+// as PointStruct.vectors.
 func appendVectors(b []byte, vec []float32) []byte {
 	dense := 0
 	if len(vec) > 0 {
 		dense = 1 + protowire.SizeBytes(4*len(vec))
 	}
-	b = protowire.AppendTag(b, fPointVectors, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(vectorsSize(len(vec))))
-	b = protowire.AppendTag(b, fVectorsVector, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(2+protowire.SizeBytes(dense)))
-	b = protowire.AppendTag(b, fVectorDense, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(dense))
+	vector := len(tagVectorDense) + protowire.SizeBytes(dense)
+	b = append(b, tagPointVectors)
+	b = appendVarint(b, uint64(1+protowire.SizeBytes(vector)))
+	b = append(b, tagVectorsVector)
+	b = appendVarint(b, uint64(vector))
+	b = append(b, tagVectorDense...)
+	b = appendVarint(b, uint64(dense))
 	if len(vec) == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, fDenseData, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(4*len(vec)))
-	for _, f := range vec {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	b = append(b, tagDenseData)
+	b = appendVarint(b, uint64(4*len(vec)))
+	off := len(b)
+	b = slices.Grow(b, 4*len(vec))[:off+4*len(vec)]
+	d := b[off:]
+	for len(vec) >= 2 && len(d) >= 8 {
+		binary.LittleEndian.PutUint64(d, uint64(math.Float32bits(vec[0]))|uint64(math.Float32bits(vec[1]))<<32)
+		vec, d = vec[2:], d[8:]
 	}
+	if len(vec) == 1 {
+		binary.LittleEndian.PutUint32(d, math.Float32bits(vec[0]))
+	}
+	return b
+}
+
+// appendString appends s as a length-delimited field tag.
+func appendString(b []byte, tag byte, s string) []byte {
+	b = append(b, tag)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+// openLen reserves w bytes for the length of the message that follows and
+// returns where the message starts.
+func openLen(b []byte, w int) ([]byte, int) {
+	for range w {
+		b = append(b, 0)
+	}
+	return b, len(b)
+}
+
+// closeLen writes the length of the message from at to the end of b in the
+// w bytes openLen reserved before it; a length whose varint is not w bytes
+// long moves the message so that the varint takes exactly its width.
+func closeLen(b []byte, at, w int) []byte {
+	n := len(b) - at
+	if s := protowire.SizeVarint(uint64(n)); s != w {
+		to := at - w + s
+		if s > w {
+			b = append(b, make([]byte, s-w)...)
+		}
+		copy(b[to:], b[at:at+n])
+		b = b[:to+n]
+	}
+	v := uint64(n)
+	i := at - w
+	for v >= 0x80 {
+		b[i] = byte(v) | 0x80
+		v >>= 7
+		i++
+	}
+	b[i] = byte(v)
 	return b
 }
