@@ -253,7 +253,7 @@ func appendPoint(b []byte, w *pipeline.Write, storeText bool, ingestedAt string)
 	b = appendIntEntry(b, keyVersion, ev.Version)
 	if len(ev.Metadata) > 0 {
 		var ok bool
-		if b, ok = appendEntry(b, tagPointPayload, keyMetadata, ev.Metadata); !ok {
+		if b, ok = appendMetadataEntry(b, ev.Metadata); !ok {
 			return b, false
 		}
 	}
@@ -315,15 +315,14 @@ func appendEntitiesEntry(b []byte, ents []event.Entity) []byte {
 	return b
 }
 
-// appendEntry appends the map<string, Value> entry {key, v} as field tag;
-// key is the entry's key field (keyField). False when v, or a value in it,
-// is of a type that has no Value.
-func appendEntry(b []byte, tag byte, key string, v any) ([]byte, bool) {
-	b = append(b, tag)
-	lw := guessWidth(v)
+// appendMetadataEntry appends the payload entry {metadata, Value{struct_value:
+// m}}; false when m holds a value of a type that has no Value.
+func appendMetadataEntry(b []byte, m map[string]any) ([]byte, bool) {
+	b = append(b, tagPointPayload)
+	lw := protowire.SizeVarint(uint64(24*len(m) + 16))
 	b, at := openLen(b, lw)
-	b = append(b, key...)
-	b, ok := appendValue(b, tagMapValue, v)
+	b = append(b, keyMetadata...)
+	b, ok := appendValue(b, tagMapValue, m)
 	return closeLen(b, at, lw), ok
 }
 
@@ -385,19 +384,6 @@ func appendValue(b []byte, tag byte, v any) ([]byte, bool) {
 func appendIntValue(b []byte, tag byte, i int64) []byte {
 	b = append(b, tag, byte(1+protowire.SizeVarint(uint64(i))), tagValueInt)
 	return appendVarint(b, uint64(i))
-}
-
-// guessWidth is the width of the length of a map entry holding v, as
-// openLen takes it.
-func guessWidth(v any) int {
-	switch v := v.(type) {
-	case map[string]any:
-		return protowire.SizeVarint(uint64(24*len(v) + 16))
-	case []any:
-		return protowire.SizeVarint(uint64(8*len(v) + 16))
-	default:
-		return 1
-	}
 }
 
 // appendVectors appends Vectors{vector: Vector{dense: DenseVector{data: vec}}}

@@ -10,9 +10,9 @@ import (
 	qc "github.com/qdrant/go-client/qdrant"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ragstream/ragstream/internal/sample"
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/event"
 )
@@ -103,21 +103,7 @@ func referenceValue(v any) *qc.Value {
 func wireCases(t testing.TB) map[string][]pipeline.Write {
 	t.Helper()
 	const dims = 384
-	dec := event.NewDecoder(event.DefaultLimits(dims))
-	var fromSample []pipeline.Write
-	for i, r := range sample.Generate(300, sample.Options{Seed: 3, Dims: dims}) {
-		ev, err := dec.Decode(r.Key, r.Value)
-		if err != nil {
-			continue // the sample's deliberate bad records
-		}
-		rec := &pipeline.Record{Src: &kgo.Record{Topic: "events", Partition: int32(i % 7), Offset: int64(i) << 20},
-			Event: ev, CorrelationID: fmt.Sprintf("events/%d/%d", i%7, i)}
-		act := pipeline.ActionUpsert
-		if ev.Op == event.OpDelete || ev.Vector == nil {
-			act = pipeline.ActionDelete
-		}
-		fromSample = append(fromSample, pipeline.Write{Key: rec.Key(), Action: act, Version: ev.Version, Record: rec})
-	}
+	fromSample := sampleWrites(t, 300)
 	if len(fromSample) < 250 {
 		t.Fatalf("only %d sample writes", len(fromSample))
 	}
@@ -142,8 +128,33 @@ func wireCases(t testing.TB) map[string][]pipeline.Write {
 	for i := range vec {
 		vec[i] = float32(i)/7 - 20
 	}
+	// Lengths whose varint the encoder guesses too long or too short, at
+	// every level: a wide Struct of tiny values, a long List of nulls, a
+	// single entry holding a long string, ints of Go's int type.
+	guesses := map[string]any{
+		"wide":  map[string]any{"a": int64(1), "b": true, "c": nil, "d": "", "e": int64(-1), "f": 0.5, "g": int(7), "h": int(-9), "i": "ï", "j": false},
+		"nulls": make([]any, 40),
+		"one":   map[string]any{"s": long[:300]},
+		"deep":  map[string]any{"x": []any{map[string]any{"y": long[:20000]}, long[:130]}},
+		"ключ":  []any{long[:200], int64(-1) << 63, math.MaxFloat64, math.Inf(-1)},
+	}
+	// Points on both sides of 16 KiB, where a point's length takes three
+	// bytes instead of two, with and without metadata.
+	var across []pipeline.Write
+	for n := 16384 - 2600; n < 16384-1400; n += 40 {
+		w := handMade(true, true, "doc", nil, vec)
+		w.Record.Event.Text = long[:n]
+		across = append(across, w)
+		w = handMade(true, true, "doc", map[string]any{"m": long[:n]}, vec)
+		w.Record.Event.HasText = false
+		across = append(across, w)
+	}
 	return map[string][]pipeline.Write{
 		"sample":          fromSample,
+		"wrong_guesses":   {handMade(true, true, "doc", guesses, vec)},
+		"across_16k":      across,
+		"empty_metadata":  {handMade(true, true, "doc", map[string]any{}, vec)},
+		"outgrows_buffer": {handMade(true, true, "doc", map[string]any{"big": []any{long, long, long, long, long}}, vec), handMade(false, false, "", guesses, vec)},
 		"every_kind":      {handMade(true, true, "doc", meta, vec)},
 		"no_src_no_text":  {handMade(false, false, "", nil, vec[:1])},
 		"long_text":       {handMade(true, true, long, map[string]any{"k": long}, vec)},
@@ -201,6 +212,113 @@ func TestUpsertWireRefusesUnknownValueType(t *testing.T) {
 	_, _, err := encodeUpsert("c", []pipeline.Write{{Key: rec.Key(), Action: pipeline.ActionUpsert, Record: rec}}, true, time.Now(), nil)
 	if err == nil || !strings.Contains(err.Error(), `payload "metadata": value of an unsupported type`) {
 		t.Fatalf("err = %v, want the unsupported metadata value named", err)
+	}
+}
+
+// ownerPool is a buffer pool that fails the test when a buffer it holds is
+// still in use: handed out in a request, or put back twice.
+type ownerPool struct {
+	t    *testing.T
+	held map[*[]byte]bool // true: in the pool
+}
+
+func (p *ownerPool) Get(n int) *[]byte {
+	for buf, free := range p.held {
+		if free && cap(*buf) >= n {
+			p.held[buf] = false
+			*buf = (*buf)[:n]
+			return buf
+		}
+	}
+	buf := make([]byte, n)
+	p.held[&buf] = false
+	return &buf
+}
+
+func (p *ownerPool) Put(buf *[]byte) {
+	if p.held[buf] {
+		p.t.Errorf("buffer %p put back twice", buf)
+	}
+	p.held[buf] = true
+}
+
+func (p *ownerPool) out() int {
+	n := 0
+	for _, free := range p.held {
+		if !free {
+			n++
+		}
+	}
+	return n
+}
+
+// TestUpsertWireBufferOwnership holds the encoder to the pool's contract:
+// the request's buffer is the one buffer it keeps, whether the request fits
+// the room sized for it or outgrows it, and none when it fails.
+func TestUpsertWireBufferOwnership(t *testing.T) {
+	cases := wireCases(t)
+	bad := &pipeline.Record{Event: event.Event{Tenant: "a", ID: "b", Vector: []float32{1},
+		Metadata: map[string]any{"k": []any{int64(1), map[string]any{"x": struct{}{}}}}}}
+	for _, tc := range []struct {
+		name    string
+		writes  []pipeline.Write
+		wantErr bool
+	}{
+		{"fits", cases["sample"], false},
+		{"outgrows", cases["outgrows_buffer"], false},
+		{"fails", append(cases["every_kind"], pipeline.Write{Key: bad.Key(), Action: pipeline.ActionUpsert, Record: bad}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := &ownerPool{t: t, held: map[*[]byte]bool{}}
+			for range 3 { // later rounds reuse the pool's buffers
+				req, _, err := encodeUpsert("c", tc.writes, true, time.Now(), pool)
+				if tc.wantErr {
+					if err == nil {
+						t.Fatal("no error for a value of an unsupported type")
+					}
+					if n := pool.out(); n != 0 {
+						t.Fatalf("%d buffers kept after the error, want 0", n)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pool.held[req.buf] {
+					t.Fatal("the request's buffer is back in the pool")
+				}
+				if n := pool.out(); n > 1 {
+					t.Fatalf("%d buffers kept, want the request's alone", n)
+				}
+				var got qc.UpsertPoints
+				if err := proto.Unmarshal(*req.buf, &got); err != nil {
+					t.Fatal(err)
+				}
+				mem.NewBuffer(req.buf, req.pool).Free()
+				if n := pool.out(); n != 0 {
+					t.Fatalf("%d buffers kept once gRPC freed the request, want 0", n)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseLen writes a length in front of bodies whose varint is shorter,
+// as long as, and longer than the room reserved for it.
+func TestCloseLen(t *testing.T) {
+	for _, n := range []int{0, 1, 127, 128, 300, 16383, 16384, 1 << 21} {
+		for w := 1; w <= 4; w++ {
+			body := make([]byte, n)
+			for i := range body {
+				body[i] = byte(i*7 + 1)
+			}
+			b, at := openLen([]byte("head"), w)
+			b = closeLen(append(b, body...), at, w)
+			want := protowire.AppendBytes([]byte("head"), body)
+			if string(b) != string(want) {
+				t.Fatalf("body of %d bytes, room for %d: got %d bytes, want %d (%x...)", n, w, len(b), len(want), b[:min(len(b), 8)])
+			}
+		}
 	}
 }
 
