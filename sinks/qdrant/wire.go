@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -405,18 +405,27 @@ func appendVectors(b []byte, vec []float32) []byte {
 	}
 	b = append(b, tagDenseData)
 	b = appendVarint(b, uint64(4*len(vec)))
-	off := len(b)
-	b = slices.Grow(b, 4*len(vec))[:off+4*len(vec)]
-	d := b[off:]
-	for len(vec) >= 2 && len(d) >= 8 {
-		binary.LittleEndian.PutUint64(d, uint64(math.Float32bits(vec[0]))|uint64(math.Float32bits(vec[1]))<<32)
-		vec, d = vec[2:], d[8:]
+	return appendFloats(b, vec)
+}
+
+// appendFloats appends the packed little-endian IEEE 754 encoding of vec.
+func appendFloats(b []byte, vec []float32) []byte {
+	if littleEndian && len(vec) > 0 {
+		// This machine's floats are the wire's: their bytes go as they are
+		// (an element-wise loop took a fifth of the encoding's time).
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vec))), 4*len(vec))...)
 	}
-	if len(vec) == 1 {
-		binary.LittleEndian.PutUint32(d, math.Float32bits(vec[0]))
+	return appendFloatsPortable(b, vec)
+}
+
+func appendFloatsPortable(b []byte, vec []float32) []byte {
+	for _, f := range vec {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
 	}
 	return b
 }
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // appendString appends s as a length-delimited field tag.
 func appendString(b []byte, tag byte, s string) []byte {

@@ -1,6 +1,7 @@
 package qdrant
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -317,6 +318,25 @@ func TestCloseLen(t *testing.T) {
 			want := protowire.AppendBytes([]byte("head"), body)
 			if string(b) != string(want) {
 				t.Fatalf("body of %d bytes, room for %d: got %d bytes, want %d (%x...)", n, w, len(b), len(want), b[:min(len(b), 8)])
+			}
+		}
+	}
+}
+
+// TestAppendFloats holds the copy of a little-endian machine's floats to
+// the element-wise encoding every machine can run, bit for bit.
+func TestAppendFloats(t *testing.T) {
+	vec := []float32{0, float32(math.Copysign(0, -1)), 1, -1.5, math.MaxFloat32, math.SmallestNonzeroFloat32,
+		float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), 3.14159}
+	for n := range len(vec) + 1 {
+		got := appendFloats([]byte{9}, vec[:n])
+		want := appendFloatsPortable([]byte{9}, vec[:n])
+		if string(got) != string(want) {
+			t.Fatalf("%d floats: got %x, want %x", n, got, want)
+		}
+		for i := range n {
+			if bits := binary.LittleEndian.Uint32(want[1+4*i:]); bits != math.Float32bits(vec[i]) {
+				t.Fatalf("float %d: bits %#x, want %#x", i, bits, math.Float32bits(vec[i]))
 			}
 		}
 	}
