@@ -61,8 +61,10 @@ func (s *scanner) violate(p *path, format string, args ...any) {
 // ws skips JSON whitespace.
 func (s *scanner) ws() {
 	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case ' ', '\t', '\n', '\r':
+		switch c := s.buf[s.pos]; {
+		case c > ' ':
+			return
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			s.pos++
 		default:
 			return

@@ -1,7 +1,9 @@
 package event
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -21,13 +23,34 @@ const (
 	msb = 0x8080808080808080
 )
 
-// special reports whether any of the 8 bytes in v is a quote, a backslash or
-// a control character (SWAR: "bit twiddling hacks", haszero and hasless,
-// which hold for any byte values).
-func special(v uint64) bool {
+// specials marks the quotes, backslashes and control characters among the
+// 8 bytes in v (the first byte lowest) with the top bit of their byte (SWAR:
+// "bit twiddling hacks", haszero and hasless, which hold for any byte
+// values). A borrow can mark bytes above a marked one too, never below, so
+// the lowest mark is exact.
+func specials(v uint64) uint64 {
 	q := v ^ (lsb * '"')
 	bs := v ^ (lsb * '\\')
-	return ((v-lsb*0x20)&^v|(q-lsb)&^q|(bs-lsb)&^bs)&msb != 0
+	return ((v-lsb*0x20)&^v | (q-lsb)&^q | (bs-lsb)&^bs) & msb
+}
+
+// plainRun returns the index of the first byte from b[i] on that is not
+// plain (len(b) if none) and high ORed with the bytes before it.
+func plainRun(b []byte, i int, high uint64) (int, uint64) {
+	for i+8 <= len(b) {
+		v := binary.LittleEndian.Uint64(b[i:])
+		if m := specials(v); m != 0 {
+			k := uint(bits.TrailingZeros64(m)) >> 3
+			return i + int(k), high | v&(1<<(8*k)-1)
+		}
+		high |= v
+		i += 8
+	}
+	for i < len(b) && plain[b[i]] {
+		high |= uint64(b[i])
+		i++
+	}
+	return i, high
 }
 
 // str scans the string starting at s.pos (which holds '"'). It returns the
@@ -40,18 +63,7 @@ func (s *scanner) str(p *path) (raw []byte, esc bool, err *Error) {
 	i := start
 	var high uint64 // the OR of the bytes seen, for their top bits
 	for {
-		for i+8 <= n {
-			v := binary.LittleEndian.Uint64(b[i:])
-			if special(v) {
-				break
-			}
-			high |= v
-			i += 8
-		}
-		for i < n && plain[b[i]] {
-			high |= uint64(b[i])
-			i++
-		}
+		i, high = plainRun(b, i, high)
 		if i >= n {
 			return nil, false, s.syntax(p, n, "unexpected end of input in string")
 		}
@@ -150,9 +162,9 @@ func appendUnescaped(out, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c != '\\' {
-			j := i + 1
-			for j < len(raw) && raw[j] != '\\' {
-				j++
+			j := len(raw)
+			if k := bytes.IndexByte(raw[i+1:], '\\'); k >= 0 {
+				j = i + 1 + k
 			}
 			out = append(out, raw[i:j]...)
 			i = j
