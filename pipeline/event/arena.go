@@ -89,9 +89,10 @@ type eface struct {
 func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
 
 var (
-	int64Type   = typeWord(int64(0))
-	float64Type = typeWord(float64(0))
-	stringType  = typeWord("")
+	int64Type    = typeWord(int64(0))
+	float64Type  = typeWord(float64(0))
+	stringType   = typeWord("")
+	anySliceType = typeWord([]any(nil))
 )
 
 // makeAny builds the interface value of type typ whose value is at data,
@@ -134,4 +135,19 @@ func (s *scanner) boxString(v string) any {
 	}
 	s.strs = append(s.strs, v)
 	return makeAny(stringType, unsafe.Pointer(&s.strs[len(s.strs)-1]))
+}
+
+// arrayBox holds an array of metadata or props with its first items in one
+// allocation: converting the []any to any would otherwise copy its slice
+// header to the heap on its own.
+type arrayBox struct {
+	hdr   []any
+	items [4]any
+}
+
+// any is any(a) with the slice header in the box; a starts as b.items[:0]
+// (append may move it elsewhere when it outgrows them).
+func (b *arrayBox) any(a []any) any {
+	b.hdr = a
+	return makeAny(anySliceType, unsafe.Pointer(&b.hdr))
 }

@@ -31,9 +31,9 @@ func arenaRecord(dims int) []byte {
 		fmt.Fprintf(&b, `"k\u00e9%d":"value %d",`, i, i)
 	}
 	b.WriteString(`"neg":-5,"small":7,"big":9223372036854775807,"min":-9223372036854775808,` +
-		`"zero":0.0,"negzero":-0.0,"f":1.5,"e":2e300,"empty":"","tags":["a","","b"],` +
+		`"zero":0.0,"negzero":-0.0,"none":[],"many":[1,2,3,4,5,6,7,8,9,10],"f":1.5,"e":2e300,"empty":"","tags":["a","","b"],` +
 		`"deep":{"x":{"y":[1000,-1.25,"z"]}}},` +
-		`"entities":[{"id":"a","type":"T","name":"A","props":{"xs":[1,2.5,3000],"n":-70000,"s":"\"q\""}},` +
+		`"entities":[{"id":"a","type":"T","name":"A","props":{"xs":[1,2.5,3000],"e":[],"ys":["a","b","c","d","e","f"],"n":-70000,"s":"\"q\""}},` +
 		`{"id":"b","type":"T","name":"B"}],` +
 		`"relations":[{"from":"a","to":"b","type":"R","props":{"w":0.25,"since":2013}}]}`)
 	return []byte(b.String())
@@ -51,7 +51,8 @@ func TestArenaValues(t *testing.T) {
 	for k, want := range map[string]any{
 		"neg": int64(-5), "small": int64(7), "big": int64(math.MaxInt64), "min": int64(math.MinInt64),
 		"zero": 0.0, "f": 1.5, "e": 2e300, "empty": "", "k\u00e939": "value 39",
-		"tags": []any{"a", "", "b"},
+		"tags": []any{"a", "", "b"}, "none": []any{},
+		"many": []any{int64(1), int64(2), int64(3), int64(4), int64(5), int64(6), int64(7), int64(8), int64(9), int64(10)},
 		"deep": map[string]any{"x": map[string]any{"y": []any{int64(1000), -1.25, "z"}}},
 	} {
 		if !reflect.DeepEqual(m[k], want) {
@@ -64,7 +65,8 @@ func TestArenaValues(t *testing.T) {
 	if z, ok := m["zero"].(float64); !ok || math.Signbit(z) {
 		t.Errorf("metadata.zero = %#v, want float64 +0", m["zero"])
 	}
-	wantProps := map[string]any{"xs": []any{1.0, 2.5, 3000.0}, "n": int64(-70000), "s": `"q"`}
+	wantProps := map[string]any{"xs": []any{1.0, 2.5, 3000.0}, "n": int64(-70000), "s": `"q"`,
+		"e": []any{}, "ys": []any{"a", "b", "c", "d", "e", "f"}}
 	if got := ev.Entities[0].Props; !reflect.DeepEqual(got, wantProps) {
 		t.Errorf("entities[0].props = %#v, want %#v", got, wantProps)
 	}

@@ -126,10 +126,11 @@ func (s *scanner) metaValue(depth int) (any, *Error) {
 	return s.scalar(here)
 }
 
-func (s *scanner) metaArray(depth int) ([]any, *Error) {
-	a := make([]any, 0, 4)
+func (s *scanner) metaArray(depth int) (any, *Error) {
+	box := new(arrayBox)
+	a := box.items[:0]
 	if s.open(']') {
-		return a, nil
+		return box.any(a), nil
 	}
 	n := 0
 	for {
@@ -158,7 +159,7 @@ func (s *scanner) metaArray(depth int) ([]any, *Error) {
 	if n > s.lim.MaxArrayItems {
 		s.violate(here, "too many items (%d, max %d)", n, s.lim.MaxArrayItems)
 	}
-	return a, nil
+	return box.any(a), nil
 }
 
 // props reads the props of an entity or relation: every value a scalar or
@@ -215,10 +216,11 @@ func (s *scanner) props(p *path) (map[string]any, *Error) {
 
 // propArray reads an array property: strings, numbers or booleans, one kind
 // throughout, no null. Integers mixed with other numbers become float64.
-func (s *scanner) propArray(p *path) ([]any, *Error) {
-	a := make([]any, 0, 4)
+func (s *scanner) propArray(p *path) (any, *Error) {
+	box := new(arrayBox)
+	a := box.items[:0]
 	if s.open(']') {
-		return a, nil
+		return box.any(a), nil
 	}
 	first := ""
 	allInt := true
@@ -272,5 +274,5 @@ func (s *scanner) propArray(p *path) ([]any, *Error) {
 			}
 		}
 	}
-	return a, nil
+	return box.any(a), nil
 }
