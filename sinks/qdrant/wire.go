@@ -202,6 +202,14 @@ func encodeUpsert(collection string, writes []pipeline.Write, storeText bool, no
 	return wireRequest{buf: buf, pool: pool}, n, nil
 }
 
+// The bytes the length of a Struct is guessed at per key, and of a List per
+// value, when room is reserved for it: about what a short key with a short
+// scalar takes (the sample's metadata: 7 or 8 keys in 100 to 190 bytes).
+const (
+	keyBytes  = 16
+	itemBytes = 8
+)
+
 // metadataGuess is the bytes a point's buffer room counts per key of its
 // metadata: above what a key with a short scalar takes.
 const metadataGuess = 48
@@ -319,7 +327,7 @@ func appendEntitiesEntry(b []byte, ents []event.Entity) []byte {
 // m}}; false when m holds a value of a type that has no Value.
 func appendMetadataEntry(b []byte, m map[string]any) ([]byte, bool) {
 	b = append(b, tagPointPayload)
-	lw := protowire.SizeVarint(uint64(24*len(m) + 16))
+	lw := protowire.SizeVarint(uint64(keyBytes * len(m)))
 	b, at := openLen(b, lw)
 	b = append(b, keyMetadata...)
 	b, ok := appendValue(b, tagMapValue, m)
@@ -347,7 +355,7 @@ func appendValue(b []byte, tag byte, v any) ([]byte, bool) {
 	case nil:
 		return append(b, tag, 2, tagValueNull, 0), true
 	case []any:
-		lw := protowire.SizeVarint(uint64(8 * len(v)))
+		lw := protowire.SizeVarint(uint64(itemBytes * len(v)))
 		b = append(b, tag)
 		b, at := openLen(b, lw)
 		b = append(b, tagValueList)
@@ -360,7 +368,7 @@ func appendValue(b []byte, tag byte, v any) ([]byte, bool) {
 		}
 		return closeLen(closeLen(b, lat, lw), at, lw), true
 	case map[string]any:
-		lw := protowire.SizeVarint(uint64(24 * len(v)))
+		lw := protowire.SizeVarint(uint64(keyBytes * len(v)))
 		b = append(b, tag)
 		b, at := openLen(b, lw)
 		b = append(b, tagValueStruct)

@@ -44,6 +44,7 @@ func BenchmarkUpsertEncodeBatch(b *testing.B) {
 	writes := sampleWrites(b, 1000)
 	now := time.Now()
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		req, _, err := encodeUpsert("c", writes, true, now, mem.DefaultBufferPool())
 		if err != nil {
