@@ -25,11 +25,12 @@ import (
 // building qc.PointStruct values with a map of qc.Value per point and letting
 // the reflection-based marshaller walk them. For a 384-dimension point with
 // its payload that took ~30 µs of CPU per point, half the worker's CPU with
-// a null Neo4j; this encoder takes a tenth of that. The bytes are
-// proto-equal to what the go-client would send (TestUpsertWireEqualsProto
-// decodes them with the generated types and compares), and they go out on
-// the go-client's own connection, through its interceptors (API key, rate
-// limit), with the content type gRPC uses by default.
+// a null Neo4j; this encoder takes about 2 µs (BenchmarkUpsertEncodeBatch).
+// The bytes are proto-equal to what the go-client would send
+// (TestUpsertWireEqualsProto decodes them with the generated types and
+// compares), and they go out on the go-client's own connection, through its
+// interceptors (API key, rate limit), with the content type gRPC uses by
+// default.
 
 // Field numbers of the messages written here (qdrant/go-client v1.17
 // points.pb.go, qdrant_common.pb.go, json_with_int.pb.go).
