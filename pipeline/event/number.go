@@ -127,15 +127,10 @@ func digits8(w uint64) (k int, v uint64) {
 	// read as leading zeros; the bytes past the digits fall off the top.
 	// The mask lets the compiler emit a bare shift; it makes v meaningless
 	// for k = 0, which callers check first.
-	return k, digitsValue((w - 0x3030303030303030) << ((64 - 8*k) & 63))
-}
-
-// digitsValue is the value of the 8 decimal digits in d, one a byte (0…9,
-// the first digit lowest), leading zeros as zero bytes.
-func digitsValue(d uint64) uint64 {
+	d := (w - 0x3030303030303030) << ((64 - 8*k) & 63)
 	d = (d * 10) + (d >> 8)
 	d = ((d & 0x000000FF000000FF) * (100 + (1000000 << 32))) + (((d >> 16) & 0x000000FF000000FF) * (1 + (10000 << 32)))
-	return d >> 32 & 0xFFFFFFFF
+	return k, d >> 32 & 0xFFFFFFFF
 }
 
 // float32From64 is the float64 route of float32, ok false when it cannot
