@@ -18,9 +18,16 @@ var Namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/ragst
 // PointID returns the point id of a chunk: UUIDv5(Namespace, tenant + "/" + id),
 // lowercase and hyphenated as Qdrant returns it. Replays therefore overwrite.
 // It is uuid.NewSHA1(Namespace, tenant+"/"+id).String() (TestPointIDIsUUIDv5
-// holds them equal), written out so that the hash input and the text stay
-// on the stack: the sink computes one per point.
+// holds them equal).
 func PointID(tenant, id string) string {
+	var out [36]byte
+	return string(appendPointID(out[:0], tenant, id))
+}
+
+// appendPointID appends PointID(tenant, id) to dst, with the hash input on
+// the stack: the upsert encoder writes one per point straight into the
+// request.
+func appendPointID(dst []byte, tenant, id string) []byte {
 	var small [256]byte
 	in := small[:0]
 	if n := len(Namespace) + len(tenant) + 1 + len(id); n > len(small) {
@@ -43,5 +50,5 @@ func PointID(tenant, id string) string {
 	hex.Encode(out[19:23], sum[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:36], sum[10:16])
-	return string(out[:])
+	return append(dst, out[:]...)
 }

@@ -246,10 +246,9 @@ func appendPoint(b []byte, w *pipeline.Write, storeText bool, ingestedAt string)
 	lw := protowire.SizeVarint(uint64(pointSizeGuess(r, storeText, len(ingestedAt))))
 	b, at := openLen(b, lw)
 
-	id := PointID(w.Key.Tenant, w.Key.ID)
-	b = append(b, tagPointID)
-	b = appendVarint(b, uint64(1+protowire.SizeBytes(len(id))))
-	b = appendString(b, tagIDUUID, id)
+	// PointId{uuid: 36 characters}: 38 bytes.
+	b = append(b, tagPointID, 1+1+36, tagIDUUID, 36)
+	b = appendPointID(b, w.Key.Tenant, w.Key.ID)
 
 	b = appendStringEntry(b, keyTenant, ev.Tenant)
 	b = appendStringEntry(b, keyID, ev.ID)
