@@ -45,6 +45,10 @@ func (d *Decoder) Decode(key, value []byte) (Event, error) {
 // DecodeInto is Decode into *ev, reusing the backing arrays of ev.Vector,
 // ev.Entities and ev.Relations: call it only when nothing still refers to
 // the previous contents of those slices. Strings and maps are always fresh.
+// The strings of one event (and the boxed values of its metadata and props)
+// share a few blocks of memory (see arena.go), never reused: whoever keeps
+// one string of an event for long keeps that event's block (about 1 KB for
+// a typical event) alive with it.
 // After an error *ev holds no meaningful event.
 func (d *Decoder) DecodeInto(key, value []byte, ev *Event) error {
 	*ev = Event{Vector: ev.Vector[:0], Entities: ev.Entities[:0], Relations: ev.Relations[:0]}
