@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/pipelinetest"
 )
@@ -63,35 +61,5 @@ func TestInflightBudget(t *testing.T) {
 	}
 	if total != len(recs) {
 		t.Errorf("authority applied %d records, want %d", total, len(recs))
-	}
-}
-
-// fetchCount counts the records franz-go buffers from fetch responses.
-type fetchCount struct{ n atomic.Int64 }
-
-func (f *fetchCount) OnFetchRecordBuffered(*kgo.Record) { f.n.Add(1) }
-
-// TestRecordsFetchedOnce: with small batches behind a slow store, every
-// partition is held back all the time, and still every record is fetched
-// (and decompressed) once. Pausing a partition makes franz-go drop what it
-// had fetched for it and fetch it again on resume; holding the polls
-// instead keeps it (holdPoll).
-func TestRecordsFetchedOnce(t *testing.T) {
-	topic, group := uniq("once"), uniq("g")
-	const parts = 3
-	cl := newKfake(t, topic, parts)
-	recs := simpleStream(topic, parts, 6000, 1000) // ~1 KB values, Kafka batches of up to 1 MB
-	cl.produce(t, recs...)
-
-	auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-	auth.SetDelay(2 * time.Millisecond)
-	o := testOptions(group, topic)
-	o.MaxRecords, o.MaxInflightBatches, o.Linger = 50, 2, pipeline.ZeroLinger
-	var fetched fetchCount
-	startWith(t, cl, o, auth, sink, nil, pipeline.Hooks{}, kgo.WithHooks(&fetched))
-	waitCommitted(t, cl, group, topic, ends(recs), 120*time.Second)
-	checkOrder(t, auth, topic, parts)
-	if got := fetched.n.Load(); got != int64(len(recs)) {
-		t.Errorf("%d records fetched for %d produced: some were fetched again", got, len(recs))
 	}
 }

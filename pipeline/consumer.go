@@ -48,12 +48,11 @@ type Consumer struct {
 	// holdRecords and holdBytes are the pause thresholds: a partition
 	// holding more stops fetching (see partition.overLimit).
 	holdRecords, holdBytes int
-	// inflight is the record bytes every partition holds together. The
-	// poll loop waits on pollWake while it or a partition is over its
-	// limit (holdPoll), and holding says so.
+	// inflight is the record bytes every partition holds together;
+	// memWait, the partitions paused because it passed MaxInflightBytes.
 	inflight atomic.Int64
-	pollWake chan struct{}
-	holding  atomic.Bool
+	memMu    sync.Mutex
+	memWait  map[*partition]struct{}
 
 	cp        *checkpointer
 	commitMu  sync.Mutex
@@ -100,12 +99,11 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		cp:        newCheckpointer(),
 		commitReq: make(chan struct{}, 1),
 		parts:     make(map[tp]*partition),
-		pollWake:  make(chan struct{}, 1),
+		memWait:   make(map[*partition]struct{}),
 	}
 	// A poll hands out at most MaxRecords records, all of one partition in
-	// the worst case, so holding the polls above (MaxInflightBatches-1)
-	// batches keeps a partition at or below MaxInflightBatches batches of
-	// records (see holdPoll for the slack an idle partition's polls give).
+	// the worst case, so pausing above (MaxInflightBatches-1) batches keeps
+	// a partition at or below MaxInflightBatches batches of records.
 	c.holdRecords = (o.MaxInflightBatches - 1) * o.MaxRecords
 	c.holdBytes = (o.MaxInflightBatches - 1) * o.MaxBytes
 
@@ -172,9 +170,6 @@ func (c *Consumer) pollMax() int { return c.opts.MaxRecords }
 
 func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) error {
 	for {
-		if !c.holdPoll(ctx) {
-			return nil
-		}
 		fetches := cl.PollRecords(ctx, c.pollMax())
 		if fetches.IsClientClosed() {
 			return nil
@@ -460,10 +455,6 @@ func (c *Consumer) Status() []PartitionStatus {
 		s := PartitionStatus{Topic: w.k.t, Partition: w.k.p, Committed: c.cp.committed(w.k)}
 		w.mu.Lock()
 		s.Buffered, s.Paused = w.held, w.paused
-		if c.holding.Load() && w.paused == 0 {
-			// The poll loop holds fetching (holdPoll).
-			s.Paused |= PauseBackpressure
-		}
 		if w.halted != nil {
 			s.Err = w.halted
 		}
@@ -492,61 +483,62 @@ func (c *Consumer) Err() error {
 // bytes than MaxInflightBytes.
 func (c *Consumer) overBudget() bool { return c.inflight.Load() > int64(c.opts.MaxInflightBytes) }
 
-// holdPoll keeps the poll loop from polling while a poll could take a
-// fetching partition past its limits (MaxInflightBatches) or the
-// partitions together hold more than MaxInflightBytes; it returns false
-// when ctx ends.
-//
-// Not polling is how fetching pauses for backpressure: franz-go buffers at
-// most one fetch per broker and asks for no more until it is polled, so
-// nothing fetched is thrown away. Pausing a partition with
-// PauseFetchPartitions does throw away what was fetched for it (franz-go
-// strips a paused partition's buffered records, and they are fetched and
-// decompressed again on resume); at small batches, pausing and resuming
-// partitions made the worker fetch and decompress every record three to
-// four times. The price: while one partition is over its limit the others
-// get no new records either, at most until it has written the batch in
-// hand, since a poll stops at (MaxInflightBatches-1) batches. Partitions
-// paused for another reason (a store down, a halt) do not hold the loop.
-func (c *Consumer) holdPoll(ctx context.Context) bool {
-	for c.overBudget() || c.anyOverLimit() {
-		c.holding.Store(true)
-		select {
-		case <-ctx.Done():
-			c.holding.Store(false)
-			return false
-		case <-c.pollWake:
-		}
-	}
-	c.holding.Store(false)
-	return true
-}
-
-// anyOverLimit reports whether a fetching partition is over its limits.
-func (c *Consumer) anyOverLimit() bool {
+// pauseForMemory pauses the fetching of every partition once the budget is
+// passed: what is already fetched still arrives, nothing more is asked for.
+// Called without any partition's lock held.
+func (c *Consumer) pauseForMemory() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	parts := make([]*partition, 0, len(c.parts))
 	for _, w := range c.parts {
+		parts = append(parts, w)
+	}
+	c.mu.Unlock()
+	for _, w := range parts {
 		w.mu.Lock()
-		over := w.paused == 0 && !w.retired && w.halted == nil && w.overLimit()
-		w.mu.Unlock()
-		if over {
-			return true
+		if c.overBudget() {
+			w.pauseLocked(PauseBackpressure)
+			c.waitForMemory(w)
 		}
+		w.mu.Unlock()
 	}
-	return false
+	// A release may have brought the total under the budget between a
+	// check above and the registration: let the waiters re-check.
+	c.freed(0)
 }
 
-// wakePoll lets a held poll loop look again.
-func (c *Consumer) wakePoll() {
-	select {
-	case c.pollWake <- struct{}{}:
-	default:
-	}
+// waitForMemory registers a partition paused for the budget.
+func (c *Consumer) waitForMemory(w *partition) {
+	c.memMu.Lock()
+	c.memWait[w] = struct{}{}
+	c.memMu.Unlock()
 }
 
-// freed takes bytes off the total and wakes the poll loop.
+// freed takes bytes off the total and, once it is back under the budget,
+// lets the partitions paused for it re-check their limits. Called without
+// any partition's lock held.
 func (c *Consumer) freed(bytes int) {
-	c.inflight.Add(-int64(bytes))
-	c.wakePoll()
+	if c.inflight.Add(-int64(bytes)) > int64(c.opts.MaxInflightBytes) {
+		return
+	}
+	c.memMu.Lock()
+	if len(c.memWait) == 0 {
+		c.memMu.Unlock()
+		return
+	}
+	waiting := make([]*partition, 0, len(c.memWait))
+	for w := range c.memWait {
+		waiting = append(waiting, w)
+	}
+	clear(c.memWait)
+	c.memMu.Unlock()
+	for _, w := range waiting {
+		w.recheck()
+	}
+}
+
+// forget drops an exiting partition from the budget's waiters.
+func (c *Consumer) forget(w *partition) {
+	c.memMu.Lock()
+	delete(c.memWait, w)
+	c.memMu.Unlock()
 }

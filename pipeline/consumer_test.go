@@ -301,18 +301,10 @@ func TestBackpressure(t *testing.T) {
 		return n == parts
 	})
 	time.Sleep(500 * time.Millisecond) // give fetching every chance to overrun
-	// A partition over its limit holds the poll loop for all (holdPoll),
-	// so with the store blocked the other one may have got nothing yet.
-	total := int64(0)
 	for p := range parts {
-		got := consumed[p].Load()
-		total += got
-		if got > limit {
-			t.Errorf("partition %d: %d records handed to the worker with the store blocked, want at most %d", p, got, limit)
+		if got := consumed[p].Load(); got > limit || got == 0 {
+			t.Errorf("partition %d: %d records handed to the worker with the store blocked, want 1..%d", p, got, limit)
 		}
-	}
-	if total == 0 {
-		t.Error("nothing handed to the workers")
 	}
 	for _, s := range r.c.Status() {
 		if int64(s.Buffered) > limit {
@@ -433,13 +425,10 @@ func TestRevoke(t *testing.T) {
 		unblock := auth.Block()
 		defer unblock()
 		o := testOptions(group, topic)
-		// Room for every record, so that both partitions have a batch in
-		// flight when one is revoked (a partition over its limit would
-		// hold the polls for both).
-		o.MaxRecords, o.MaxInflightBatches, o.RevokeTimeout = 10, 10, 300*time.Millisecond
+		o.MaxRecords, o.RevokeTimeout = 10, 300*time.Millisecond
 		var revoked atomic.Int64
 		a := start(t, cl, o, auth, sink, nil, pipeline.Hooks{Revoked: func(string, int32, bool) { revoked.Add(1) }})
-		waitFor(t, 10*time.Second, "a batch in flight on each partition", func() bool { return auth.Calls() >= parts })
+		waitFor(t, 10*time.Second, "a batch in flight", func() bool { return auth.Calls() > 0 })
 		start(t, cl, o, auth, sink, nil, pipeline.Hooks{})
 		waitFor(t, 20*time.Second, "a revocation", func() bool { return revoked.Load() > 0 })
 		if got := cl.committed(t, group, topic); len(got) != 0 {

@@ -170,17 +170,10 @@ type running struct {
 func start(t testing.TB, cl *cluster, opts pipeline.Options, auth pipeline.Authority, sink pipeline.Sink,
 	dl pipeline.DeadLetter, hooks pipeline.Hooks) *running {
 	t.Helper()
-	return startWith(t, cl, opts, auth, sink, dl, hooks)
-}
-
-// startWith is start with more options for the consumer's Kafka client.
-func startWith(t testing.TB, cl *cluster, opts pipeline.Options, auth pipeline.Authority, sink pipeline.Sink,
-	dl pipeline.DeadLetter, hooks pipeline.Hooks, kopts ...kgo.Opt) *running {
-	t.Helper()
 	logs := &logBuf{}
 	log := zerolog.New(logs).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	kopts = append([]kgo.Opt{kgo.SeedBrokers(cl.addrs...), kgo.HeartbeatInterval(100 * time.Millisecond)}, kopts...)
-	c, err := pipeline.New(opts, kopts, auth, sink, dl, log, hooks)
+	c, err := pipeline.New(opts, []kgo.Opt{kgo.SeedBrokers(cl.addrs...), kgo.HeartbeatInterval(100 * time.Millisecond)},
+		auth, sink, dl, log, hooks)
 	if err != nil {
 		t.Fatalf("pipeline.New: %v", err)
 	}

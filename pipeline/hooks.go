@@ -101,10 +101,8 @@ func widen(lo, hi, blo, bhi time.Time) (time.Time, time.Time) {
 type PauseReason uint8
 
 const (
-	// PauseBackpressure: a partition holds as many records as
-	// MaxInflightBatches allows, or all of them together as many bytes as
-	// MaxInflightBytes allows, and the consumer stops polling: fetching
-	// pauses for every partition (Status reports it; no Paused hook).
+	// PauseBackpressure: the partition holds as many records as
+	// MaxInflightBatches allows.
 	PauseBackpressure PauseReason = 1 << iota
 	// PauseSinkDown: a store (or the DLQ) is down or out of retries; the
 	// partition retries slowly and resumes on success.

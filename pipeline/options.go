@@ -44,14 +44,12 @@ type Options struct {
 	// MaxInflightBatches bounds, per partition, the records held between
 	// the fetch and the commit: about MaxInflightBatches batches' worth
 	// (MaxInflightBatches × MaxRecords records; bytes likewise, give or
-	// take one poll). Beyond it the consumer stops polling until the
-	// partition has written a batch.
+	// take one poll). Beyond it the partition's fetching pauses.
 	MaxInflightBatches int
 	// MaxInflightBytes bounds the record bytes (keys and values) held by
-	// all partitions together, from the fetch to the commit: above it the
-	// consumer stops polling until the total is back under it (what
-	// franz-go has fetched and not yet handed out, at most one fetch per
-	// broker, comes on top). It keeps memory flat
+	// all partitions together, from the fetch to the commit: above it,
+	// the partition that pushed last pauses, and every partition paused
+	// for it resumes once the total is back under it. It keeps memory flat
 	// however many partitions the member is assigned; at least two
 	// batches' worth (2 × MaxBytes, or 2 × MaxRecords records) keeps one
 	// batch ready while another is written.

@@ -86,7 +86,7 @@ func newPartition(c *Consumer, cl *kgo.Client, k tp) *partition {
 }
 
 // push hands fetched records to the worker; it never blocks. Above the hold
-// limit the poll loop stops polling until the worker catches up (holdPoll).
+// limit the partition's fetching pauses until the worker catches up.
 func (w *partition) push(recs []*kgo.Record) {
 	bytes := 0
 	for _, r := range recs {
@@ -103,7 +103,14 @@ func (w *partition) push(recs []*kgo.Record) {
 	w.held += len(recs)
 	w.heldBytes += bytes
 	w.c.inflight.Add(int64(bytes))
+	over := w.overLimit()
+	if over {
+		w.pauseLocked(PauseBackpressure)
+	}
 	w.mu.Unlock()
+	if over && w.c.overBudget() {
+		w.c.pauseForMemory()
+	}
 	w.c.hooks.consumed(w.k.t, w.k.p, len(recs), bytes)
 	select {
 	case w.wake <- struct{}{}:
@@ -112,9 +119,10 @@ func (w *partition) push(recs []*kgo.Record) {
 }
 
 // overLimit reports whether the partition holds enough that one more poll
-// could take it past MaxInflightBatches batches. Called with mu held.
+// could take it past MaxInflightBatches batches, or the partitions together
+// hold more than MaxInflightBytes. Called with mu held.
 func (w *partition) overLimit() bool {
-	return w.held > w.c.holdRecords || w.heldBytes > w.c.holdBytes
+	return w.held > w.c.holdRecords || w.heldBytes > w.c.holdBytes || w.c.overBudget()
 }
 
 // release gives back the hold of finished or dropped records.
@@ -124,6 +132,24 @@ func (w *partition) release(n, bytes int) {
 	w.heldBytes -= bytes
 	w.mu.Unlock()
 	w.c.freed(bytes)
+	w.recheck()
+}
+
+// recheck resumes a partition paused for backpressure once it is under its
+// limits; still over the budget, it waits for the next release.
+func (w *partition) recheck() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.paused&PauseBackpressure == 0 {
+		return
+	}
+	if !w.overLimit() {
+		w.resumeLocked(PauseBackpressure)
+		return
+	}
+	if w.c.overBudget() {
+		w.c.waitForMemory(w)
+	}
 }
 
 // dropHeld forgets every record the partition holds (exit, halt); mu held.
@@ -155,7 +181,6 @@ func (w *partition) pauseLocked(r PauseReason) {
 	w.paused |= r
 	if was == 0 {
 		w.cl.PauseFetchPartitions(map[string][]int32{w.k.t: {w.k.p}})
-		w.c.wakePoll() // it no longer holds the poll loop
 	}
 	w.log.Debug().Stringer("reason", r).Msg("fetching paused")
 	w.c.hooks.paused(w.k.t, w.k.p, r)
@@ -196,7 +221,6 @@ func (w *partition) retire() {
 	w.retired = true
 	w.queue = nil
 	w.mu.Unlock()
-	w.c.wakePoll()
 	w.cancel(errRetired)
 }
 
@@ -237,6 +261,7 @@ func (w *partition) exit() {
 	w.queue = nil
 	bytes := w.dropHeld()
 	w.mu.Unlock()
+	w.c.forget(w)
 	w.c.freed(bytes)
 	w.pending, w.pi = nil, 0
 	w.clearBatch()
