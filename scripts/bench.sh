@@ -31,7 +31,7 @@
 #   BENCH_E2E=0                skip the end-to-end benchmark
 #   BENCH_E2E_BATCHES          batch sizes, default "100,1000,5000"
 #   BENCH_E2E_EVENTS           events per end-to-end run, default the bench's
-#                              own: max(20000, 12 × batch)
+#                              own: max(20000, 6 × partitions × batch)
 #   BENCH_E2E_LATENCY          length of each latency phase, default 20s
 #   BENCH_NULL_BATCH           batch size of the null-Neo4j run, default 1000
 #   BENCH_NULL_EVENTS          events of the null-Neo4j run, default 100000

@@ -100,7 +100,7 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	fs.DurationVar(&o.neo4jTO, "neo4j-timeout", time.Minute, "neo4j.timeout of the worker, and a fifth of its pipeline.retry.max_elapsed (at least 30s):\nthe ceilings write without a timeout, and a batch of thousands of events on a busy machine\noutlasts the defaults (5s, 30s)")
 	fs.StringVar(&o.qdrantAddr, "qdrant-addr", "", "Qdrant gRPC host:port; empty starts the in-process stand-in in the bench process (never in the worker's)")
 	batches := fs.String("batch", "1000", "comma-separated batch sizes (pipeline.batch.max_records); one run each")
-	fs.IntVar(&o.events, "events", 0, "events pre-produced per run; 0 means max(20000, 2 × partitions × batch)")
+	fs.IntVar(&o.events, "events", 0, "events pre-produced per run; 0 means max(20000, 6 × partitions × batch)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each run's fresh topic")
 	fs.IntVar(&o.dims, "dims", 384, "vector length (qdrant.vector_size of the worker)")
 	fs.IntVar(&o.tenants, "tenants", 4, "tenants per 20000 events: each tenant holds about 20000/tenants chunks")
@@ -367,7 +367,10 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 	o := e.o
 	n := o.events
 	if n == 0 {
-		n = max(20000, 2*o.partitions*batch)
+		// Six batches per partition at least: the last batch of each
+		// partition is a partial one, and with two or three per partition
+		// those tails, not the steady state, set the rate.
+		n = max(20000, 6*o.partitions*batch)
 	}
 	id := fmt.Sprintf("%08x", rand.Uint32())
 	topic := fmt.Sprintf("ragstream-bench-%s-b%d", id, batch)
