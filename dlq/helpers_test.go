@@ -172,7 +172,7 @@ func (c *cluster) produce(t testing.TB, recs ...*kgo.Record) []*kgo.Record {
 // partition and offset order, with an independent plain consumer.
 func (c *cluster) readAll(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := c.admin(t)
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -198,11 +198,17 @@ func (c *cluster) readAll(t testing.TB, topic string) []*kgo.Record {
 	}
 	defer cl.Close()
 	byPart := map[int32][]*kgo.Record{}
+	var fetchErrs []error // kept for the failure message
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s: %v (still waiting for %v)", topic, err, want)
+			t.Fatalf("reading %s: %v (still waiting for %v; fetch errors: %v)", topic, err, want, fetchErrs)
 		}
+		fs.EachError(func(_ string, p int32, err error) {
+			if len(fetchErrs) < 10 {
+				fetchErrs = append(fetchErrs, fmt.Errorf("partition %d: %w", p, err))
+			}
+		})
 		fs.EachRecord(func(r *kgo.Record) {
 			byPart[r.Partition] = append(byPart[r.Partition], r)
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
