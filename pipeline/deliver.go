@@ -618,7 +618,7 @@ func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
 		w := is.w
 		err := w.c.retry(w.ctx, func(ctx context.Context) error {
 			is.d.attempts++
-			return w.c.auth.Apply(WithProbe(ctx), one, refuse)
+			return w.c.auth.Apply(ctx, one, refuse)
 		}, func(err error) { w.retried(w.c.storeName(err), r.Src.Offset, err) }, w.c.storeName)
 		switch {
 		case errors.Is(err, errProbe):
@@ -636,21 +636,6 @@ func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
 		}
 	}
 	return found
-}
-
-// probeKey marks the context of a probe's Apply (Probing).
-type probeKey struct{}
-
-// WithProbe marks ctx as a probe's (Probing).
-func WithProbe(ctx context.Context) context.Context { return context.WithValue(ctx, probeKey{}, true) }
-
-// Probing reports whether ctx is a probe's: the authority applies one
-// record in a transaction whose follower refuses (with a permanent error),
-// to learn whether the authority takes the record alone. An authority that
-// would call the follower before its statements must not do so then.
-func Probing(ctx context.Context) bool {
-	v, _ := ctx.Value(probeKey{}).(bool)
-	return v
 }
 
 // errProbe is what the follower of a probe answers: the authority rolls

@@ -18,9 +18,7 @@ var _ pipeline.Authority = (*Sink)(nil)
 // markers), folds the batch's valid records against it (pipeline.Fold sets
 // each record's Outcome to applied or skipped_stale), writes the resulting
 // Writes to the graph, and calls follow with the same Writes; the transaction
-// commits only when follow returns nil. When every key of the batch is new
-// to the store, follow is called before the transaction instead, and its
-// writes are undone if the transaction then fails (followFirst).
+// commits only when follow returns nil.
 //
 // A record whose graph content the model cannot hold (a reserved label or
 // property name) fails the whole call before anything is written, as a
@@ -52,101 +50,6 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		return follow(ctx, nil)
 	}
 
-	early, err := s.followFirst(ctx, valid, follow)
-	if err != nil {
-		for i, r := range b.Records {
-			r.Outcome = saved[i]
-		}
-		return err
-	}
-	err = s.apply(ctx, valid, follow, early)
-	if err == nil {
-		return nil
-	}
-	for i, r := range b.Records {
-		r.Outcome = saved[i]
-	}
-	if early != nil {
-		if uerr := undoFirst(ctx, follow, early); uerr != nil {
-			// The points stay in Qdrant until the batch is applied again:
-			// it must be, whatever Neo4j said.
-			return pipeline.Transient(fmt.Errorf("neo4j refused the batch (%w) and the points written ahead of it could not be removed: %w", err, uerr))
-		}
-	}
-	return err
-}
-
-// followFirst writes the batch to the follower ahead of the transaction
-// when every key of it is new to the store (no chunk stored: absent, or a
-// deletion marker), and returns the writes it wrote (nil when it did not).
-//
-// A refusal by the follower then costs a read instead of a transaction
-// that has run all of the batch's statements before the follower is asked
-// and is rolled back (the follower's culprits are found with the follower
-// alone, pipeline's followSink). If the transaction fails after all, the
-// follower's writes are undone (undoFirst): with every key new, deleting
-// the points puts the follower back where it was. A batch that updates a
-// stored chunk goes the usual way, the follower last, since its previous
-// point could not be put back. The keys' state is read outside the
-// transaction and without a turn, so it costs no turn time; the
-// transaction reads it again and decides, and the follower gets what it
-// decides (attempt compares). Not for the pipeline's probes, whose
-// follower refuses on purpose to have the transaction rolled back.
-func (s *Sink) followFirst(ctx context.Context, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error) ([]pipeline.Write, error) {
-	if pipeline.Probing(ctx) {
-		return nil, nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	sess := s.driver.NewSession(rctx, neo4j.SessionConfig{DatabaseName: s.cfg.Database, AccessMode: neo4j.AccessModeRead})
-	defer sess.Close(rctx)
-	var step string
-	v, err := sess.ExecuteRead(rctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		stored, _, err := readKeys(rctx, &runner{tx: tx, step: &step}, valid)
-		return stored, err
-	}, neo4j.WithTxTimeout(s.cfg.Timeout))
-	if err != nil {
-		return nil, withSuspects(classify(step, err), err, valid)
-	}
-	stored := v.(map[pipeline.Key]pipeline.Stored)
-	for _, st := range stored {
-		if st.State == pipeline.Present {
-			return nil, nil
-		}
-	}
-	writes := pipeline.Fold(valid, func(k pipeline.Key) pipeline.Stored { return stored[k] })
-	if err := follow(ctx, writes); err != nil {
-		return nil, err
-	}
-	return writes, nil
-}
-
-// undoFirst removes the points followFirst wrote: every key was new.
-func undoFirst(ctx context.Context, follow func(context.Context, []pipeline.Write) error, early []pipeline.Write) error {
-	undo := make([]pipeline.Write, len(early))
-	for i, w := range early {
-		w.Action = pipeline.ActionDelete
-		undo[i] = w
-	}
-	return follow(ctx, undo)
-}
-
-// sameWrites reports whether b decides what a did.
-func sameWrites(a, b []pipeline.Write) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Key != b[i].Key || a[i].Record != b[i].Record || a[i].Action != b[i].Action {
-			return false
-		}
-	}
-	return true
-}
-
-// apply runs the batch's transaction; early are the writes followFirst
-// gave the follower already (nil: none).
-func (s *Sink) apply(ctx context.Context, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, early []pipeline.Write) error {
 	// The wait for a transaction turn has no deadline of its own: behind
 	// transactions that progress it is backpressure, not a failure (six
 	// partitions with a backlog queue for one turn all the time). When the
@@ -170,10 +73,13 @@ func (s *Sink) apply(ctx context.Context, valid []*pipeline.Record, follow func(
 		if err := t.acquire(ctx, nil); err != nil {
 			return nil, err
 		}
-		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t, early)
+		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t)
 	}, neo4j.WithTxTimeout(s.cfg.Timeout))
 	if err == nil {
 		return nil
+	}
+	for i, r := range b.Records {
+		r.Outcome = saved[i]
 	}
 	var fe *followError
 	var re *pipeline.RecordError
@@ -190,7 +96,7 @@ func (s *Sink) apply(ctx context.Context, valid []*pipeline.Record, follow func(
 }
 
 // attempt is one run of Apply's transaction.
-func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, t *turn, early []pipeline.Write) error {
+func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, t *turn) error {
 	now := time.Now().UTC()
 	stored, priors, err := readKeys(ctx, tx, valid)
 	if err != nil {
@@ -251,20 +157,8 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	// cannot deadlock with it.
 	t.release()
 	tx.setStep("follow")
-	switch {
-	case early == nil:
-		if err := follow(ctx, writes); err != nil {
-			return &followError{err}
-		}
-	case !sameWrites(early, writes):
-		// The keys changed between the read outside and this one: the
-		// follower gets what this transaction decided.
-		if err := undoFirst(ctx, follow, early); err != nil {
-			return &followError{err}
-		}
-		if err := follow(ctx, writes); err != nil {
-			return &followError{err}
-		}
+	if err := follow(ctx, writes); err != nil {
+		return &followError{err}
 	}
 	tx.setStep("commit")
 	return nil
