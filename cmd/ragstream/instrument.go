@@ -13,6 +13,7 @@ import (
 	"github.com/ragstream/ragstream/internal/metrics"
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/breaker"
+	"github.com/ragstream/ragstream/sinks/neo4j"
 )
 
 // resultOf maps a store error to the result label of the sink metrics.
@@ -61,22 +62,24 @@ func (d timedDeadLetter) Send(ctx context.Context, recs []*pipeline.Record) erro
 const storeDLQ = "dlq"
 
 // timedAuthority measures the authority's own share of Apply: the whole
-// call less the follower's write inside it.
+// call less the follower's write inside it and, for the Neo4j sink, less
+// its wait for a transaction turn (queueing behind the other partitions'
+// transactions, which is backpressure, not time in the store).
 type timedAuthority struct {
 	pipeline.Authority
 	m *metrics.Metrics
 }
 
 func (a timedAuthority) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
-	var followed time.Duration
+	var followed, queued time.Duration
 	start := time.Now()
-	err := a.Authority.Apply(ctx, b, func(ctx context.Context, w []pipeline.Write) error {
+	err := a.Authority.Apply(neo4j.WithTurnWait(ctx, &queued), b, func(ctx context.Context, w []pipeline.Write) error {
 		fs := time.Now()
 		err := follow(ctx, w)
 		followed += time.Since(fs)
 		return err
 	})
-	a.m.ObserveSink(a.Name(), "apply", resultOf(err), time.Since(start)-followed)
+	a.m.ObserveSink(a.Name(), "apply", resultOf(err), time.Since(start)-followed-queued)
 	return err
 }
 

@@ -494,9 +494,14 @@ type turn struct {
 var errStalled = errors.New("the transaction ahead of this one in the queue for a turn failed on the server (timeout or lost connection)")
 
 // acquire waits for a turn until ctx ends or stall closes (nil: never).
+// The time it waits is added to ctx's WithTurnWait counter.
 func (t *turn) acquire(ctx context.Context, stall <-chan struct{}) error {
 	if t.held {
 		return nil
+	}
+	if d, ok := ctx.Value(turnWaitKey{}).(*time.Duration); ok {
+		start := time.Now()
+		defer func() { *d += time.Since(start) }()
 	}
 	select {
 	case t.s.turns <- struct{}{}:
@@ -510,6 +515,18 @@ func (t *turn) acquire(ctx context.Context, stall <-chan struct{}) error {
 		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d, all busy): %w",
 			t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
 	}
+}
+
+// turnWaitKey is the context key of WithTurnWait's counter.
+type turnWaitKey struct{}
+
+// WithTurnWait returns a context under which Apply adds to *d the time it
+// waits for a transaction turn (neo4j.max_concurrent_transactions): time
+// queued behind other partitions' transactions, not spent in Neo4j, which
+// the worker's metrics leave out of the call's duration. The counter is
+// written by the goroutine that calls Apply.
+func WithTurnWait(ctx context.Context, d *time.Duration) context.Context {
+	return context.WithValue(ctx, turnWaitKey{}, d)
 }
 
 func (t *turn) release() {

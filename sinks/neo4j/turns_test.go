@@ -136,3 +136,26 @@ func TestTurnFreeDuringFollow(t *testing.T) {
 		}
 	}
 }
+
+// TestTurnWaitCounted: the time a call queues for a transaction turn is
+// added to its WithTurnWait counter, so the worker's metrics can leave it
+// out of the time spent in Neo4j.
+func TestTurnWaitCounted(t *testing.T) {
+	t.Parallel()
+	s, drv := testSink(t, Config{Timeout: time.Minute, MaxConcurrentTx: 1})
+	tenant := newTenant(t, drv)
+	var bt batcher
+	s.turns <- struct{}{} // the only turn, held by another transaction
+	const held = 400 * time.Millisecond
+	time.AfterFunc(held, func() { <-s.turns })
+	var waited time.Duration
+	start := time.Now()
+	if err := s.Apply(WithTurnWait(context.Background(), &waited), bt.batch(upsert(tenant, "c", 1, ts(0), nil, nil)),
+		func(context.Context, []pipeline.Write) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if waited < held*3/4 || waited > took {
+		t.Errorf("counted %s of turn wait in a call of %s that waited about %s for the turn", waited, took, held)
+	}
+}
