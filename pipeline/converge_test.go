@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/pipelinetest"
 )
@@ -180,27 +182,10 @@ func TestBisect(t *testing.T) {
 	}
 
 	t.Run("refused alike", func(t *testing.T) {
-		topic, group := uniq("bisect"), uniq("g")
-		cl := newKfake(t, topic, 1)
-		recs := simpleStream(topic, 1, 10, 0)
-		cl.produce(t, recs...)
-		auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-		var refuse atomic.Bool
-		refuse.Store(true)
-		auth.RefuseBatchIf(func(*pipeline.Record) bool { return refuse.Load() })
-		dl := &deadLetters{}
-		var down atomic.Bool
-		o := testOptions(group, topic)
-		o.MaxRecords = 10
-		start(t, cl, o, auth, sink, dl, pipeline.Hooks{Paused: func(_ string, _ int32, r pipeline.PauseReason) {
-			if r == pipeline.PauseSinkDown {
-				down.Store(true)
-			}
-		}})
-		waitFor(t, 10*time.Second, "the partition paused as sink down", down.Load)
-		refuse.Store(false)
-		waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
-		if got := dl.all(); len(got) != 0 {
+		r := startRefusedAlike(t, false)
+		r.refuse.Store(false)
+		waitCommitted(t, r.cl, r.group, r.topic, ends(r.recs), 20*time.Second)
+		if got := r.dl.all(); len(got) != 0 {
 			t.Errorf("dead-lettered %+v although the store refused every record alike", got)
 		}
 	})
@@ -208,39 +193,62 @@ func TestBisect(t *testing.T) {
 	// The follower's refusals are searched with the follower alone
 	// (followSink); every write refused alone means the same there.
 	t.Run("follower refused alike", func(t *testing.T) {
-		topic, group := uniq("bisect"), uniq("g")
-		cl := newKfake(t, topic, 1)
-		recs := simpleStream(topic, 1, 10, 0)
-		cl.produce(t, recs...)
-		auth, sinkStore := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-		var refuse atomic.Bool
-		refuse.Store(true)
-		sink := &wholeRefusingSink{Store: sinkStore, bad: func(*pipeline.Record) bool { return refuse.Load() }}
-		dl := &deadLetters{}
-		var down atomic.Bool
-		o := testOptions(group, topic)
-		o.MaxRecords = 10
-		start(t, cl, o, auth, sink, dl, pipeline.Hooks{Paused: func(_ string, _ int32, r pipeline.PauseReason) {
-			if r == pipeline.PauseSinkDown {
-				down.Store(true)
-			}
-		}})
-		waitFor(t, 10*time.Second, "the partition paused as sink down", down.Load)
-		if n := len(auth.State()); n != 0 {
+		r := startRefusedAlike(t, true)
+		if n := len(r.auth.State()); n != 0 {
 			t.Errorf("the authority holds %d chunks while the follower refuses everything, want 0", n)
 		}
-		refuse.Store(false)
-		waitCommitted(t, cl, group, topic, ends(recs), 20*time.Second)
-		if got := dl.all(); len(got) != 0 {
+		r.refuse.Store(false)
+		waitCommitted(t, r.cl, r.group, r.topic, ends(r.recs), 20*time.Second)
+		if got := r.dl.all(); len(got) != 0 {
 			t.Errorf("dead-lettered %+v although the follower refused every record alike", got)
 		}
-		want, err := pipelinetest.Expect(pipelinetest.Dims, recs)
+		want, err := pipelinetest.Expect(pipelinetest.Dims, r.recs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameState(t, "authority", auth.State(), want)
-		sameState(t, "follower", sinkStore.State(), want)
+		sameState(t, "authority", r.auth.State(), want)
+		sameState(t, "follower", r.sink.State(), want)
 	})
+}
+
+// refusedAlike is a consumer of 10 records whose authority (or, with
+// follower, whose follower) refuses every record alike while refuse holds.
+type refusedAlike struct {
+	cl           *cluster
+	topic, group string
+	recs         []*kgo.Record
+	auth, sink   *pipelinetest.Store
+	dl           *deadLetters
+	refuse       atomic.Bool
+}
+
+// startRefusedAlike starts it and returns once the partition has paused as
+// sink down.
+func startRefusedAlike(t *testing.T, follower bool) *refusedAlike {
+	t.Helper()
+	r := &refusedAlike{topic: uniq("bisect"), group: uniq("g"), dl: &deadLetters{}}
+	r.cl = newKfake(t, r.topic, 1)
+	r.recs = simpleStream(r.topic, 1, 10, 0)
+	r.cl.produce(t, r.recs...)
+	r.auth, r.sink = pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
+	r.refuse.Store(true)
+	refusing := func(*pipeline.Record) bool { return r.refuse.Load() }
+	var sink pipeline.Sink = r.sink
+	if follower {
+		sink = &wholeRefusingSink{Store: r.sink, bad: refusing}
+	} else {
+		r.auth.RefuseBatchIf(refusing)
+	}
+	var down atomic.Bool
+	o := testOptions(r.group, r.topic)
+	o.MaxRecords = 10
+	start(t, r.cl, o, r.auth, sink, r.dl, pipeline.Hooks{Paused: func(_ string, _ int32, pr pipeline.PauseReason) {
+		if pr == pipeline.PauseSinkDown {
+			down.Store(true)
+		}
+	}})
+	waitFor(t, 10*time.Second, "the partition paused as sink down", down.Load)
+	return r
 }
 
 // TestDeadLetterDown checks that a DLQ that cannot take records pauses the
