@@ -46,12 +46,15 @@ type Kafka struct {
 	StartOffset string `koanf:"start_offset"`
 	// Isolation is "read_committed" (skip aborted transactional records)
 	// or "read_uncommitted".
-	Isolation        string    `koanf:"isolation"`
-	SessionTimeout   Duration  `koanf:"session_timeout"`
-	RebalanceTimeout Duration  `koanf:"rebalance_timeout"`
-	FetchMaxBytes    ByteSize  `koanf:"fetch_max_bytes"`
-	TLS              KafkaTLS  `koanf:"tls"`
-	SASL             KafkaSASL `koanf:"sasl"`
+	Isolation        string   `koanf:"isolation"`
+	SessionTimeout   Duration `koanf:"session_timeout"`
+	RebalanceTimeout Duration `koanf:"rebalance_timeout"`
+	FetchMaxBytes    ByteSize `koanf:"fetch_max_bytes"`
+	// FetchMaxPartitionBytes bounds what one fetch returns for one
+	// partition (Kafka returns a larger record batch whole).
+	FetchMaxPartitionBytes ByteSize  `koanf:"fetch_max_partition_bytes"`
+	TLS                    KafkaTLS  `koanf:"tls"`
+	SASL                   KafkaSASL `koanf:"sasl"`
 }
 
 // KafkaTLS configures TLS to the brokers. CAFile empty means the system

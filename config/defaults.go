@@ -8,15 +8,16 @@ import "time"
 func Default() Config {
 	return Config{
 		Kafka: Kafka{
-			Brokers:          []string{"127.0.0.1:9092"},
-			Topics:           []string{"events"},
-			Group:            "ragstream",
-			ClientID:         "ragstream",
-			StartOffset:      "earliest",
-			Isolation:        "read_committed",
-			SessionTimeout:   Duration(45 * time.Second),
-			RebalanceTimeout: Duration(60 * time.Second),
-			FetchMaxBytes:    50 * MiB,
+			Brokers:                []string{"127.0.0.1:9092"},
+			Topics:                 []string{"events"},
+			Group:                  "ragstream",
+			ClientID:               "ragstream",
+			StartOffset:            "earliest",
+			Isolation:              "read_committed",
+			SessionTimeout:         Duration(45 * time.Second),
+			RebalanceTimeout:       Duration(60 * time.Second),
+			FetchMaxBytes:          50 * MiB,
+			FetchMaxPartitionBytes: 1 * MiB,
 		},
 		Qdrant: Qdrant{
 			Addr:       "127.0.0.1:6334",

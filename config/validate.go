@@ -64,6 +64,10 @@ func (c *Config) checkKafka(ps *problems) {
 		// The Kafka protocol carries it as an int32.
 		ps.add("kafka.fetch_max_bytes", "must be at most %d (the protocol's int32), got %d", math.MaxInt32, k.FetchMaxBytes.Bytes())
 	}
+	atLeast(ps, "kafka.fetch_max_partition_bytes", int64(k.FetchMaxPartitionBytes), 1)
+	if k.FetchMaxPartitionBytes > k.FetchMaxBytes {
+		ps.add("kafka.fetch_max_partition_bytes", "must be at most kafka.fetch_max_bytes (%s), got %s", k.FetchMaxBytes, k.FetchMaxPartitionBytes)
+	}
 
 	t := &k.TLS
 	tlsFiles(ps, "kafka.tls", t.Enabled, map[string]string{

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/pipelinetest"
 )
@@ -19,8 +21,10 @@ func TestInflightBudget(t *testing.T) {
 	const parts = 6
 	cl := newKfake(t, topic, parts)
 	recs := simpleStream(topic, parts, 6000, 1000) // ~1 KB values
-	for i := 0; i < len(recs); i += 60 {           // Kafka batches of ~10 KB per partition
-		cl.produce(t, recs[i:i+60]...)
+	// Kafka batches of ~10 KB per partition, uncompressed so that
+	// FetchMaxBytes bounds the bytes of the records a fetch returns.
+	for i := 0; i < len(recs); i += 60 {
+		cl.produceWith(t, []kgo.Opt{kgo.ProducerBatchCompression(kgo.NoCompression())}, recs[i:i+60]...)
 	}
 
 	auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")

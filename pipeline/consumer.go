@@ -101,9 +101,14 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		parts:     make(map[tp]*partition),
 		memWait:   make(map[*partition]struct{}),
 	}
-	// A poll hands out at most MaxRecords records, all of one partition in
-	// the worst case, so pausing above (MaxInflightBatches-1) batches keeps
-	// a partition at or below MaxInflightBatches batches of records.
+	// A partition pauses above (MaxInflightBatches-1) batches. A poll
+	// takes everything franz-go has buffered, so a partition holds at most
+	// that plus what one fetch returned for it (FetchMaxPartitionBytes).
+	// Polling less would not save memory, since the records are in memory
+	// either way, but franz-go drops what it buffered for a partition once
+	// it is paused and fetches it again on resume: with polls of one batch,
+	// a partition pausing at every batch had each record fetched,
+	// decompressed and decoded four times at batch 100.
 	c.holdRecords = (o.MaxInflightBatches - 1) * o.MaxRecords
 	c.holdBytes = (o.MaxInflightBatches - 1) * o.MaxBytes
 
@@ -129,6 +134,7 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		kgo.SessionTimeout(o.SessionTimeout),
 		kgo.RebalanceTimeout(o.RebalanceTimeout),
 		kgo.FetchMaxBytes(o.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(o.FetchMaxPartitionBytes),
 		kgo.FetchMaxWait(o.FetchMaxWait),
 		kgo.WithLogger(kgoLogger{log: log}), // kgo names the group itself
 	)
@@ -165,12 +171,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return runErr
 }
 
-// pollMax is the most records one poll hands out.
-func (c *Consumer) pollMax() int { return c.opts.MaxRecords }
-
 func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) error {
 	for {
-		fetches := cl.PollRecords(ctx, c.pollMax())
+		fetches := cl.PollFetches(ctx)
 		if fetches.IsClientClosed() {
 			return nil
 		}

@@ -260,8 +260,9 @@ func TestTransientAndSinkDown(t *testing.T) {
 }
 
 // TestBackpressure blocks the stores with 100k records in the topic: each
-// partition must hold at most MaxInflightBatches batches of records, with
-// its fetching paused, and everything must flow once the stores return.
+// partition must hold at most MaxInflightBatches-1 batches of records plus
+// one fetch, with its fetching paused, and everything must flow once the
+// stores return.
 func TestBackpressure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("produces 100k records")
@@ -270,7 +271,14 @@ func TestBackpressure(t *testing.T) {
 	const parts = 2
 	cl := newKfake(t, topic, parts)
 	recs := simpleStream(topic, parts, 100_000, 0)
-	cl.produce(t, recs...)
+	// Uncompressed record batches of at most 16 KiB, so that a fetch's
+	// record count is bounded by its bytes.
+	const fetchBytes = 16 << 10
+	cl.produceWith(t, []kgo.Opt{kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(fetchBytes)}, recs...)
+	smallest := len(recs[0].Key) + len(recs[0].Value)
+	for _, r := range recs {
+		smallest = min(smallest, len(r.Key)+len(r.Value))
+	}
 
 	auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
 	unblock := auth.Block()
@@ -287,8 +295,12 @@ func TestBackpressure(t *testing.T) {
 	}
 	o := testOptions(group, topic)
 	o.MaxRecords, o.MaxInflightBatches, o.Linger = 500, 2, pipeline.ZeroLinger
+	o.FetchMaxPartitionBytes = fetchBytes
 	r := start(t, cl, o, auth, sink, nil, hooks)
-	limit := int64(o.MaxRecords * o.MaxInflightBatches)
+	// A fetch returns up to fetchBytes for a partition, or one record
+	// batch whole when the first is larger (at most fetchBytes here too).
+	limit := int64(o.MaxRecords*(o.MaxInflightBatches-1) + 2*fetchBytes/smallest)
+	t.Logf("limit %d records (smallest record %d bytes)", limit, smallest)
 
 	waitFor(t, 10*time.Second, "both partitions paused", func() bool {
 		st := r.c.Status()

@@ -97,7 +97,10 @@ func TestGroupSplit(t *testing.T) {
 		}
 		group := uniq("g")
 		auth, sink := pipelinetest.NewStore("neo4j"), pipelinetest.NewStore("qdrant")
-		auth.SetDelay(4 * time.Millisecond)
+		// Slow enough that every partition is still being written when the
+		// third member joins and when one leaves (a worker takes what a
+		// fetch brings, all of a small stream at once).
+		auth.SetDelay(20 * time.Millisecond)
 		o := testOptions(group, topic)
 		o.MaxRecords = 20
 

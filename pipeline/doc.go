@@ -19,8 +19,9 @@
 //     time;
 //   - a committed offset never passes a record that is not in both stores
 //     or acknowledged by the DLQ;
-//   - a partition holds at most MaxInflightBatches batches of records between
-//     fetch and commit; beyond that its fetching is paused;
+//   - a partition holds at most MaxInflightBatches-1 batches of records
+//     between fetch and commit plus what one fetch returned for it
+//     (FetchMaxPartitionBytes); beyond that its fetching is paused;
 //   - a record that can be neither written nor dead-lettered stops its
 //     partition loudly (StoppedError), never silently.
 package pipeline

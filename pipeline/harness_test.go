@@ -84,8 +84,14 @@ func admin(t testing.TB, addrs []string) *kadm.Client {
 // every ack; afterwards each record carries its offset.
 func (c *cluster) produce(t testing.TB, recs ...*kgo.Record) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1<<20))
+	c.produceWith(t, nil, recs...)
+}
+
+// produceWith is produce with more producer options.
+func (c *cluster) produceWith(t testing.TB, opts []kgo.Opt, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1 << 20)}, opts...)...)
 	if err != nil {
 		t.Fatalf("producer: %v", err)
 	}

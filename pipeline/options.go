@@ -24,8 +24,11 @@ type Options struct {
 	// SessionTimeout and RebalanceTimeout are the group's timeouts.
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
-	// FetchMaxBytes bounds one fetch response.
-	FetchMaxBytes int32
+	// FetchMaxBytes bounds one fetch response; FetchMaxPartitionBytes
+	// what it returns for one partition (a larger record batch still comes
+	// whole).
+	FetchMaxBytes          int32
+	FetchMaxPartitionBytes int32
 	// FetchMaxWait bounds how long a broker holds a fetch when there is no
 	// new data. A partition resumed after a pause is fetched only when the
 	// broker's in-flight fetch returns, so this also bounds the stall after
@@ -42,9 +45,10 @@ type Options struct {
 	MaxBytes   int
 	Linger     time.Duration
 	// MaxInflightBatches bounds, per partition, the records held between
-	// the fetch and the commit: about MaxInflightBatches batches' worth
-	// (MaxInflightBatches × MaxRecords records; bytes likewise, give or
-	// take one poll). Beyond it the partition's fetching pauses.
+	// the fetch and the commit: above MaxInflightBatches-1 batches' worth
+	// ((MaxInflightBatches-1) × MaxRecords records, or as many MaxBytes)
+	// the partition's fetching pauses, so it holds at most that plus what
+	// one fetch returned for it (FetchMaxPartitionBytes).
 	MaxInflightBatches int
 	// MaxInflightBytes bounds the record bytes (keys and values) held by
 	// all partitions together, from the fetch to the commit: above it,
@@ -101,21 +105,22 @@ const ZeroLinger = time.Duration(-1)
 // config.Default()).
 func DefaultOptions() Options {
 	return Options{
-		StartOffset:        "earliest",
-		SessionTimeout:     45 * time.Second,
-		RebalanceTimeout:   60 * time.Second,
-		FetchMaxBytes:      50 << 20,
-		FetchMaxWait:       200 * time.Millisecond,
-		MaxRecords:         1000,
-		MaxBytes:           8 << 20,
-		Linger:             50 * time.Millisecond,
-		MaxInflightBatches: 2,
-		MaxInflightBytes:   64 << 20,
-		MaxRecordBytes:     4 << 20,
-		RevokeTimeout:      10 * time.Second,
-		DrainTimeout:       20 * time.Second,
-		CommitInterval:     100 * time.Millisecond,
-		CommitTimeout:      10 * time.Second,
+		StartOffset:            "earliest",
+		SessionTimeout:         45 * time.Second,
+		RebalanceTimeout:       60 * time.Second,
+		FetchMaxBytes:          50 << 20,
+		FetchMaxPartitionBytes: 1 << 20,
+		FetchMaxWait:           200 * time.Millisecond,
+		MaxRecords:             1000,
+		MaxBytes:               8 << 20,
+		Linger:                 50 * time.Millisecond,
+		MaxInflightBatches:     2,
+		MaxInflightBytes:       64 << 20,
+		MaxRecordBytes:         4 << 20,
+		RevokeTimeout:          10 * time.Second,
+		DrainTimeout:           20 * time.Second,
+		CommitInterval:         100 * time.Millisecond,
+		CommitTimeout:          10 * time.Second,
 		Retry: RetryOptions{
 			MaxAttempts:    5,
 			InitialBackoff: 100 * time.Millisecond,
@@ -134,20 +139,21 @@ func DefaultOptions() Options {
 func OptionsFromConfig(cfg *config.Config) Options {
 	k, p, e := cfg.Kafka, cfg.Pipeline, cfg.Event
 	o := Options{
-		Group:              k.Group,
-		Topics:             append([]string(nil), k.Topics...),
-		StartOffset:        k.StartOffset,
-		ReadUncommitted:    k.Isolation == "read_uncommitted",
-		SessionTimeout:     k.SessionTimeout.Duration(),
-		RebalanceTimeout:   k.RebalanceTimeout.Duration(),
-		FetchMaxBytes:      int32(min(int64(k.FetchMaxBytes), 1<<31-1)),
-		MaxRecords:         p.Batch.MaxRecords,
-		MaxBytes:           int(p.Batch.MaxBytes),
-		Linger:             p.Batch.Linger.Duration(),
-		MaxInflightBatches: p.MaxInflightBatches,
-		MaxInflightBytes:   int(p.MaxInflightBytes),
-		MaxRecordBytes:     int(e.MaxRecordBytes),
-		DrainTimeout:       p.DrainTimeout.Duration(),
+		Group:                  k.Group,
+		Topics:                 append([]string(nil), k.Topics...),
+		StartOffset:            k.StartOffset,
+		ReadUncommitted:        k.Isolation == "read_uncommitted",
+		SessionTimeout:         k.SessionTimeout.Duration(),
+		RebalanceTimeout:       k.RebalanceTimeout.Duration(),
+		FetchMaxBytes:          int32(min(int64(k.FetchMaxBytes), 1<<31-1)),
+		FetchMaxPartitionBytes: int32(min(int64(k.FetchMaxPartitionBytes), 1<<31-1)),
+		MaxRecords:             p.Batch.MaxRecords,
+		MaxBytes:               int(p.Batch.MaxBytes),
+		Linger:                 p.Batch.Linger.Duration(),
+		MaxInflightBatches:     p.MaxInflightBatches,
+		MaxInflightBytes:       int(p.MaxInflightBytes),
+		MaxRecordBytes:         int(e.MaxRecordBytes),
+		DrainTimeout:           p.DrainTimeout.Duration(),
 		Retry: RetryOptions{
 			MaxAttempts:    p.Retry.MaxAttempts,
 			InitialBackoff: p.Retry.InitialBackoff.Duration(),
@@ -193,6 +199,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FetchMaxBytes == 0 {
 		o.FetchMaxBytes = d.FetchMaxBytes
+	}
+	if o.FetchMaxPartitionBytes == 0 {
+		o.FetchMaxPartitionBytes = min(d.FetchMaxPartitionBytes, o.FetchMaxBytes)
 	}
 	fill(&o.FetchMaxWait, d.FetchMaxWait)
 	fill(&o.SessionTimeout, d.SessionTimeout)
@@ -247,7 +256,8 @@ func (o Options) validate() error {
 		{"MaxRecords", int64(o.MaxRecords)}, {"MaxBytes", int64(o.MaxBytes)},
 		{"MaxInflightBatches", int64(o.MaxInflightBatches)}, {"MaxInflightBytes", int64(o.MaxInflightBytes)},
 		{"MaxRecordBytes", int64(o.MaxRecordBytes)},
-		{"FetchMaxBytes", int64(o.FetchMaxBytes)}, {"Retry.MaxAttempts", int64(o.Retry.MaxAttempts)},
+		{"FetchMaxBytes", int64(o.FetchMaxBytes)}, {"FetchMaxPartitionBytes", int64(o.FetchMaxPartitionBytes)},
+		{"Retry.MaxAttempts", int64(o.Retry.MaxAttempts)},
 	} {
 		if f.v < 1 {
 			bad(f.name, "must be at least 1, got %d", f.v)
