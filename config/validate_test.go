@@ -115,7 +115,7 @@ func TestValidate(t *testing.T) {
 		{"fetch size beyond int32", func(c *Config) { c.Kafka.FetchMaxBytes = 2 * GiB }, []string{
 			"kafka.fetch_max_bytes: must be at most 2147483647 (the protocol's int32), got 2147483648",
 		}},
-		{"partition fetch beyond the fetch", func(c *Config) { c.Kafka.FetchMaxBytes, c.Kafka.FetchMaxPartitionBytes = MiB, 2 * MiB }, []string{
+		{"partition fetch beyond the fetch", func(c *Config) { c.Kafka.FetchMaxBytes, c.Kafka.FetchMaxPartitionBytes = MiB, 2*MiB }, []string{
 			"kafka.fetch_max_partition_bytes: must be at most kafka.fetch_max_bytes (1MiB), got 2MiB",
 		}},
 		{"qdrant largest vector", func(c *Config) { c.Qdrant.VectorSize = 65536 }, nil},
