@@ -202,9 +202,13 @@ const storeDLQ = "dlq"
 
 // apply runs Authority.Apply with the transient-retry policy. A cycle that
 // runs out of retries trips the breaker of the store whose errors it was.
-func (w *partition) apply(b *Batch, attempts *int) error {
+// isolating marks the calls of a culprit search (WithIsolating).
+func (w *partition) apply(b *Batch, attempts *int, isolating bool) error {
 	err := w.c.retry(w.ctx, func(ctx context.Context) error {
 		*attempts++
+		if isolating {
+			ctx = WithIsolating(ctx)
+		}
 		return w.c.auth.Apply(ctx, b, w.follow)
 	}, func(err error) { w.retried(w.c.storeName(err), b.Records[0].Src.Offset, err) }, w.c.storeName)
 	var ex *ExhaustedError
@@ -434,7 +438,7 @@ func (s *sinkSearch) refused(ws []Write, err error) {
 // record already found guilty might be taken then and must not land after
 // later records of its key.
 func (w *partition) applyIsolating(b *Batch, d *delivery) ([]*RecordError, error) {
-	err := w.apply(b, &d.attempts)
+	err := w.apply(b, &d.attempts, false)
 	if err == nil || ClassOf(err) != ClassPermanent || w.ctx.Err() != nil {
 		return nil, err
 	}
@@ -505,7 +509,7 @@ func (is *isolation) writable(recs []*Record) []*Record {
 
 // apply applies recs, a run of b's records in offset order.
 func (is *isolation) apply(recs []*Record) error {
-	return is.w.apply(&Batch{Topic: is.b.Topic, Partition: is.b.Partition, Records: recs}, &is.d.attempts)
+	return is.w.apply(&Batch{Topic: is.b.Topic, Partition: is.b.Partition, Records: recs}, &is.d.attempts, true)
 }
 
 // settle writes recs, isolating the culprits if the store refuses them.
@@ -618,7 +622,7 @@ func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
 		w := is.w
 		err := w.c.retry(w.ctx, func(ctx context.Context) error {
 			is.d.attempts++
-			return w.c.auth.Apply(ctx, one, refuse)
+			return w.c.auth.Apply(WithIsolating(ctx), one, refuse)
 		}, func(err error) { w.retried(w.c.storeName(err), r.Src.Offset, err) }, w.c.storeName)
 		switch {
 		case errors.Is(err, errProbe):

@@ -230,11 +230,12 @@ func (s *suspecting) Write(ctx context.Context, writes []pipeline.Write) error {
 }
 
 // tracking is an authority that keeps the offsets of every call's valid
-// records.
+// records, and whether the call was marked pipeline.Isolating.
 type tracking struct {
 	pipeline.Authority
-	mu    sync.Mutex
-	calls [][]int64
+	mu        sync.Mutex
+	calls     [][]int64
+	isolating []bool
 }
 
 func (a *tracking) Apply(ctx context.Context, b *pipeline.Batch, follow func(context.Context, []pipeline.Write) error) error {
@@ -246,6 +247,7 @@ func (a *tracking) Apply(ctx context.Context, b *pipeline.Batch, follow func(con
 	}
 	a.mu.Lock()
 	a.calls = append(a.calls, offs)
+	a.isolating = append(a.isolating, pipeline.Isolating(ctx))
 	a.mu.Unlock()
 	return a.Authority.Apply(ctx, b, follow)
 }
@@ -339,6 +341,13 @@ func TestSuspectsTriedAlone(t *testing.T) {
 					t.Errorf("offset %d was tried alone, but the store did not point at it (suspects %v)", off, tc.suspects)
 				}
 			}
+			// The one batch's first call is an ordinary one; every call of
+			// the search after it asks to be served first.
+			auth.mu.Lock()
+			if want := append([]bool{false}, slices.Repeat([]bool{true}, len(auth.isolating)-1)...); !slices.Equal(auth.isolating, want) {
+				t.Errorf("calls marked isolating: %v, want %v", auth.isolating, want)
+			}
+			auth.mu.Unlock()
 			if want := len(batches.all()) + len(tc.suspects) + 1; !tc.follower && auth.count() > want {
 				t.Errorf("%d store calls for %d batches and %d suspects, want at most %d: the refused batch, each suspect alone, the batch without the culprit",
 					auth.count(), len(batches.all()), len(tc.suspects), want)

@@ -33,3 +33,21 @@ type Sink interface {
 	Name() string
 	Write(ctx context.Context, writes []Write) error
 }
+
+type isolatingKey struct{}
+
+// WithIsolating marks ctx as that of a store call made while isolating the
+// culprits of a refused batch (DESIGN.md §5).
+func WithIsolating(ctx context.Context) context.Context {
+	return context.WithValue(ctx, isolatingKey{}, true)
+}
+
+// Isolating reports whether ctx is that of a call isolating the culprits of
+// a refused batch: the partition holds the whole batch back until the
+// search ends, so an authority that queues calls (the Neo4j sink's
+// transaction turns) serves it ahead of the others, and a partition with a
+// refused record does not fall behind all of them.
+func Isolating(ctx context.Context) bool {
+	v, _ := ctx.Value(isolatingKey{}).(bool)
+	return v
+}

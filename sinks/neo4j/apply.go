@@ -503,17 +503,18 @@ func (t *turn) acquire(ctx context.Context, stall <-chan struct{}) error {
 		start := time.Now()
 		defer func() { *d += time.Since(start) }()
 	}
-	select {
-	case t.s.turns <- struct{}{}:
+	err := t.s.turns.acquire(ctx, stall, pipeline.Isolating(ctx))
+	switch {
+	case err == nil:
 		t.held = true
 		return nil
-	case <-stall:
-		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d): %w", t.s.cfg.MaxConcurrentTx, errStalled))
-	case <-ctx.Done():
+	case errors.Is(err, errStalled):
+		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d): %w", t.s.cfg.MaxConcurrentTx, err))
+	default:
 		// The caller's context ended (shutdown, revoke), or, for a run the
 		// driver repeats, the call's neo4j.timeout.
 		return pipeline.Transient(fmt.Errorf("neo4j: no transaction turn (neo4j.max_concurrent_transactions %d, all busy): %w",
-			t.s.cfg.MaxConcurrentTx, context.Cause(ctx)))
+			t.s.cfg.MaxConcurrentTx, err))
 	}
 }
 
@@ -531,7 +532,7 @@ func WithTurnWait(ctx context.Context, d *time.Duration) context.Context {
 
 func (t *turn) release() {
 	if t.held {
-		<-t.s.turns
+		t.s.turns.release()
 		t.held = false
 	}
 }

@@ -88,7 +88,7 @@ type Sink struct {
 	cfg    Config
 	driver neo4j.DriverWithContext
 	owned  bool          // Close closes the driver
-	turns  chan struct{} // MaxConcurrentTx tokens for Apply
+	turns  *turnQueue // MaxConcurrentTx turns for Apply
 
 	stallMu sync.Mutex
 	stall   chan struct{} // closed when a transaction fails on the server
@@ -117,14 +117,14 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("neo4j sink: driver for %s: %w", cfg.URI, err)
 	}
-	return &Sink{cfg: cfg, driver: drv, owned: true, turns: make(chan struct{}, cfg.MaxConcurrentTx)}, nil
+	return &Sink{cfg: cfg, driver: drv, owned: true, turns: newTurnQueue(cfg.MaxConcurrentTx)}, nil
 }
 
 // NewWithDriver returns a sink on an existing driver, which the caller keeps
 // and closes. cfg.URI, User, Password and MaxConnectionPoolSize are ignored.
 func NewWithDriver(drv neo4j.DriverWithContext, cfg Config) *Sink {
 	cfg = cfg.withDefaults()
-	return &Sink{cfg: cfg, driver: drv, turns: make(chan struct{}, cfg.MaxConcurrentTx)}
+	return &Sink{cfg: cfg, driver: drv, turns: newTurnQueue(cfg.MaxConcurrentTx)}
 }
 
 // Name identifies the sink in logs, metrics and the DLQ's error stage.

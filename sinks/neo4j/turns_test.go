@@ -27,7 +27,7 @@ func TestTurnWaitEndsWhenTheTransactionAheadStalls(t *testing.T) {
 	s, drv := testSink(t, Config{Timeout: timeout, MaxConcurrentTx: 1})
 	tenant := newTenant(t, drv)
 	var bt batcher
-	s.turns <- struct{}{} // the only turn, held as a long transaction would
+	holdTurn(t, s) // the only turn, held as a long transaction would
 
 	waiter := bt.batch(upsert(tenant, "waiter", 1, ts(1), []event.Entity{ent("w", "Person", "W", nil)}, nil))
 	waiterDone := make(chan error, 1)
@@ -46,10 +46,10 @@ func TestTurnWaitEndsWhenTheTransactionAheadStalls(t *testing.T) {
 	select {
 	case err = <-waiterDone:
 	case <-time.After(time.Minute):
-		<-s.turns
+		s.turns.release()
 		t.Fatal("the queued call was still waiting a minute after the transaction ahead failed")
 	}
-	<-s.turns
+	s.turns.release()
 	if err == nil {
 		t.Fatal("the queued call succeeded while the only turn was held")
 	}
@@ -145,9 +145,9 @@ func TestTurnWaitCounted(t *testing.T) {
 	s, drv := testSink(t, Config{Timeout: time.Minute, MaxConcurrentTx: 1})
 	tenant := newTenant(t, drv)
 	var bt batcher
-	s.turns <- struct{}{} // the only turn, held by another transaction
+	holdTurn(t, s) // the only turn, held by another transaction
 	const held = 400 * time.Millisecond
-	time.AfterFunc(held, func() { <-s.turns })
+	time.AfterFunc(held, func() { s.turns.release() })
 	var waited time.Duration
 	start := time.Now()
 	if err := s.Apply(WithTurnWait(context.Background(), &waited), bt.batch(upsert(tenant, "c", 1, ts(0), nil, nil)),
@@ -157,5 +157,73 @@ func TestTurnWaitCounted(t *testing.T) {
 	took := time.Since(start)
 	if waited < held*3/4 || waited > took {
 		t.Errorf("counted %s of turn wait in a call of %s that waited about %s for the turn", waited, took, held)
+	}
+}
+
+// holdTurn takes one of s's transaction turns, as another transaction
+// would; the test gives it back with s.turns.release().
+func holdTurn(t *testing.T, s *Sink) {
+	t.Helper()
+	if err := s.turns.acquire(context.Background(), nil, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTurnQueueServesIsolatingFirst: turns go to the calls queued in the
+// order they queued, except that calls isolating culprits go first; a call
+// that gives up leaves the queue.
+func TestTurnQueueServesIsolatingFirst(t *testing.T) {
+	q := newTurnQueue(1)
+	if err := q.acquire(context.Background(), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 8)
+	waiting := func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.waiting[0]) + len(q.waiting[1])
+	}
+	queue := func(name string, first bool, ctx context.Context) <-chan error {
+		before := waiting()
+		done := make(chan error, 1)
+		go func() {
+			err := q.acquire(ctx, nil, first)
+			if err == nil {
+				order <- name
+			}
+			done <- err
+		}()
+		// Wait until it is queued, so the queue order is the test's.
+		for deadline := time.Now().Add(10 * time.Second); waiting() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never queued", name)
+			}
+		}
+		return done
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	a := queue("a", false, context.Background())
+	b := queue("b", false, context.Background())
+	c := queue("c", false, gone)
+	iso1 := queue("isolating-1", true, context.Background())
+	iso2 := queue("isolating-2", true, context.Background())
+	cancel()
+	if err := <-c; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled call returned %v, want context.Canceled", err)
+	}
+	var got []string
+	for _, done := range []<-chan error{iso1, iso2, a, b} {
+		q.release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, <-order)
+	}
+	if want := []string{"isolating-1", "isolating-2", "a", "b"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("turns went to %v, want %v", got, want)
+	}
+	q.release()
+	if q.free != 1 || waiting() != 0 {
+		t.Errorf("after every call: %d free turns and %d waiting, want 1 and 0", q.free, waiting())
 	}
 }
