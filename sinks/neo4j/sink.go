@@ -87,7 +87,7 @@ func (c Config) withDefaults() Config {
 type Sink struct {
 	cfg    Config
 	driver neo4j.DriverWithContext
-	owned  bool          // Close closes the driver
+	owned  bool       // Close closes the driver
 	turns  *turnQueue // MaxConcurrentTx turns for Apply
 
 	stallMu sync.Mutex
