@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/ragstream/ragstream/pipeline/event"
 )
@@ -160,6 +161,7 @@ type merged struct {
 	keys            []string
 	vals            []any
 	ranks           []string
+	single          map[string]any // the props of the one assertion merged, if one
 }
 
 // mergeAll merges assertions in any order; ranks are distinct (one assertion
@@ -171,44 +173,89 @@ func mergeAll(as []ranked) merged {
 		return m
 	case 1:
 		a := as[0]
-		m.rank, m.name, m.typ = a.rank, a.name, a.typ
-		m.keys = make([]string, 0, len(a.props))
+		m.rank, m.name, m.typ, m.single = a.rank, a.name, a.typ, a.props
+		m.alloc(len(a.props))
 		for k := range a.props {
 			m.keys = append(m.keys, k)
 		}
 		slices.Sort(m.keys)
-		m.vals = make([]any, len(m.keys))
-		m.ranks = make([]string, len(m.keys))
 		for i, k := range m.keys {
 			m.vals[i], m.ranks[i] = a.props[k], a.rank
 		}
 		return m
 	}
-	sorted := slices.Clone(as)
-	slices.SortStableFunc(sorted, func(a, b ranked) int { return strings.Compare(a.rank, b.rank) })
-	type cell struct {
-		v    any
-		rank string
+	top := 0
+	n := 0
+	for i := range as {
+		if as[i].rank >= as[top].rank {
+			top = i
+		}
+		n += len(as[i].props)
 	}
-	cells := map[string]cell{}
-	for _, a := range sorted {
-		for k, v := range a.props {
-			cells[k] = cell{v, a.rank}
+	m.rank, m.name, m.typ = as[top].rank, as[top].name, as[top].typ
+	// Every stated value, sorted by key, then rank, then order: the last of
+	// each key wins.
+	type cell struct {
+		k, rank string
+		v       any
+		ord     int
+	}
+	var buf [32]cell
+	cells := buf[:0]
+	for i := range as {
+		for k, v := range as[i].props {
+			cells = append(cells, cell{k, as[i].rank, v, i})
 		}
 	}
-	top := sorted[len(sorted)-1]
-	m.rank, m.name, m.typ = top.rank, top.name, top.typ
-	m.keys = make([]string, 0, len(cells))
-	for k := range cells {
-		m.keys = append(m.keys, k)
+	less := func(a, b *cell) bool {
+		if a.k != b.k {
+			return a.k < b.k
+		}
+		if a.rank != b.rank {
+			return a.rank < b.rank
+		}
+		return a.ord < b.ord
 	}
-	slices.Sort(m.keys)
-	m.vals = make([]any, len(m.keys))
-	m.ranks = make([]string, len(m.keys))
-	for i, k := range m.keys {
-		m.vals[i], m.ranks[i] = cells[k].v, cells[k].rank
+	if len(cells) > 16 {
+		slices.SortFunc(cells, func(a, b cell) int {
+			switch {
+			case less(&a, &b):
+				return -1
+			case less(&b, &a):
+				return 1
+			}
+			return 0
+		})
+	} else {
+		for i := 1; i < len(cells); i++ {
+			for j := i; j > 0 && less(&cells[j], &cells[j-1]); j-- {
+				cells[j], cells[j-1] = cells[j-1], cells[j]
+			}
+		}
+	}
+	distinct := 0
+	for i := range cells {
+		if i+1 == len(cells) || cells[i+1].k != cells[i].k {
+			distinct++
+		}
+	}
+	m.alloc(distinct)
+	m.keys = m.keys[:distinct]
+	j := 0
+	for i := range cells {
+		if i+1 == len(cells) || cells[i+1].k != cells[i].k {
+			m.keys[j], m.vals[j], m.ranks[j] = cells[i].k, cells[i].v, cells[i].rank
+			j++
+		}
 	}
 	return m
+}
+
+// alloc makes m's keys (empty, with room for n), vals and ranks (n long).
+func (m *merged) alloc(n int) {
+	strs := make([]string, 2*n)
+	m.keys, m.ranks = strs[:0:n], strs[n:]
+	m.vals = make([]any, n)
 }
 
 // covers reports whether an assertion by a chunk replaces that chunk's
@@ -234,93 +281,123 @@ func propsEqual(a, b map[string]any) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	var x, y bytes.Buffer
-	if appendProps(&x, a) != nil || appendProps(&y, b) != nil {
-		return false
-	}
-	return bytes.Equal(x.Bytes(), y.Bytes())
+	var xb, yb [256]byte
+	x, errA := appendProps(xb[:0], a)
+	y, errB := appendProps(yb[:0], b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
 }
 
 // The assertions JSON keeps each prop's kind: Neo4j stores int64 and float64
 // differently, and encoding/json would read back 2.0 as 2. Floats are written
 // with a fraction or an exponent, integers without, and read back by the same
-// rule.
+// rule. The encoder appends to a byte slice and sorts keys without a map
+// lookup per key: it runs for every upserted chunk.
 
 func encodeGraph(g *chunkGraph) (string, error) {
-	var b bytes.Buffer
-	b.Grow(64 + 96*len(g.Entities) + 80*len(g.Relations))
-	b.WriteString(`{"rank":`)
-	writeString(&b, g.Rank)
-	b.WriteString(`,"entities":[`)
-	for i, e := range g.Entities {
+	n := 48 + len(g.Rank)
+	for i := range g.Entities {
+		e := &g.Entities[i]
+		n += 40 + len(e.ID) + len(e.Type) + len(e.Name) + 24*len(e.Props)
+	}
+	for i := range g.Relations {
+		r := &g.Relations[i]
+		n += 40 + len(r.From) + len(r.Type) + len(r.To) + 24*len(r.Props)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"rank":`...)
+	b = appendString(b, g.Rank)
+	b = append(b, `,"entities":[`...)
+	var err error
+	for i := range g.Entities {
+		e := &g.Entities[i]
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(`{"id":`)
-		writeString(&b, e.ID)
-		b.WriteString(`,"type":`)
-		writeString(&b, e.Type)
-		b.WriteString(`,"name":`)
-		writeString(&b, e.Name)
+		b = append(b, `{"id":`...)
+		b = appendString(b, e.ID)
+		b = append(b, `,"type":`...)
+		b = appendString(b, e.Type)
+		b = append(b, `,"name":`...)
+		b = appendString(b, e.Name)
 		if len(e.Props) > 0 {
-			b.WriteString(`,"props":`)
-			if err := appendProps(&b, e.Props); err != nil {
+			b = append(b, `,"props":`...)
+			if b, err = appendProps(b, e.Props); err != nil {
 				return "", fmt.Errorf("entities[%d].props.%w", i, err)
 			}
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
-	b.WriteString(`],"relations":[`)
-	for i, r := range g.Relations {
+	b = append(b, `],"relations":[`...)
+	for i := range g.Relations {
+		r := &g.Relations[i]
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(`{"from":`)
-		writeString(&b, r.From)
-		b.WriteString(`,"type":`)
-		writeString(&b, r.Type)
-		b.WriteString(`,"to":`)
-		writeString(&b, r.To)
+		b = append(b, `{"from":`...)
+		b = appendString(b, r.From)
+		b = append(b, `,"type":`...)
+		b = appendString(b, r.Type)
+		b = append(b, `,"to":`...)
+		b = appendString(b, r.To)
 		if len(r.Props) > 0 {
-			b.WriteString(`,"props":`)
-			if err := appendProps(&b, r.Props); err != nil {
+			b = append(b, `,"props":`...)
+			if b, err = appendProps(b, r.Props); err != nil {
 				return "", fmt.Errorf("relations[%d].props.%w", i, err)
 			}
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
-	b.WriteString(`]}`)
-	return b.String(), nil
+	b = append(b, `]}`...)
+	return ownedString(b), nil
 }
 
-// writeString writes s as a JSON string. The decoder only lets valid UTF-8
-// through; invalid bytes would be written as U+FFFD, as encoding/json does.
+// ownedString returns b's bytes as a string without copying them; b must not
+// be used afterwards.
+func ownedString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// writeString writes s to b as a JSON string, as appendString does.
 func writeString(b *bytes.Buffer, s string) {
+	b.Write(appendString(nil, s))
+}
+
+// jsonSafe marks the ASCII bytes a JSON string holds as they are.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string. The decoder only lets valid UTF-8
+// through; invalid bytes would be written as U+FFFD, as encoding/json does.
+func appendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	b.WriteByte('"')
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
 		if c < utf8.RuneSelf {
-			b.WriteString(s[start:i])
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
+				b = append(b, '\\', c)
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, `\t`...)
 			default:
-				b.WriteString(`\u00`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
 			start = i
@@ -328,96 +405,147 @@ func writeString(b *bytes.Buffer, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			b.WriteString(s[start:i])
-			b.WriteString(`\ufffd`)
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
-// appendProps writes props (or any JSON object of the event: metadata nests)
-// as a JSON object with sorted keys. An error names the key ("role: ...") so
-// the caller can prefix the path.
-func appendProps(b *bytes.Buffer, p map[string]any) error {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
+// prop is one key and value of a map being encoded.
+type prop struct {
+	k string
+	v any
+}
+
+// appendProps appends props (or any JSON object of the event: metadata
+// nests) as a JSON object with sorted keys. An error names the key ("role:
+// ...") so the caller can prefix the path.
+func appendProps(b []byte, p map[string]any) ([]byte, error) {
+	var buf [16]prop
+	kvs := buf[:0]
+	for k, v := range p {
+		kvs = append(kvs, prop{k, v})
 	}
-	slices.Sort(keys)
-	b.WriteByte('{')
-	for i, k := range keys {
+	sortProps(kvs)
+	b = append(b, '{')
+	var err error
+	for i := range kvs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeString(b, k)
-		b.WriteByte(':')
-		if err := appendValue(b, p[k]); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
+		b = appendString(b, kvs[i].k)
+		b = append(b, ':')
+		if b, err = appendValue(b, kvs[i].v); err != nil {
+			return b, fmt.Errorf("%s: %w", kvs[i].k, err)
 		}
 	}
-	b.WriteByte('}')
-	return nil
+	return append(b, '}'), nil
 }
 
-func appendValue(b *bytes.Buffer, v any) error {
+// sortProps sorts kvs by key: by insertion for the few keys props have.
+func sortProps(kvs []prop) {
+	if len(kvs) > 12 {
+		slices.SortFunc(kvs, func(a, b prop) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(kvs); i++ {
+		for j := i; j > 0 && kvs[j].k < kvs[j-1].k; j-- {
+			kvs[j], kvs[j-1] = kvs[j-1], kvs[j]
+		}
+	}
+}
+
+func appendValue(b []byte, v any) ([]byte, error) {
+	var err error
 	switch x := v.(type) {
 	case string:
-		writeString(b, x)
+		b = appendString(b, x)
 	case bool:
-		b.WriteString(strconv.FormatBool(x))
+		b = strconv.AppendBool(b, x)
 	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
+		b = strconv.AppendInt(b, x, 10)
 	case int:
-		b.WriteString(strconv.Itoa(x))
+		b = strconv.AppendInt(b, int64(x), 10)
 	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("not a finite number")
+		if b, err = appendFloat(b, x); err != nil {
+			return b, err
 		}
-		s := strconv.FormatFloat(x, 'g', -1, 64)
-		if !strings.ContainsAny(s, ".eE") {
-			s += ".0"
-		}
-		b.WriteString(s)
 	case []any:
-		b.WriteByte('[')
+		b = append(b, '[')
 		for i, e := range x {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			if err := appendValue(b, e); err != nil {
-				return err
+			if b, err = appendValue(b, e); err != nil {
+				return b, err
 			}
 		}
-		b.WriteByte(']')
+		b = append(b, ']')
 	case map[string]any:
 		return appendProps(b, x)
 	case nil:
-		b.WriteString("null")
+		b = append(b, "null"...)
 	case []string:
-		return appendValue(b, anySlice(x))
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, e)
+		}
+		b = append(b, ']')
 	case []int64:
-		return appendValue(b, anySlice(x))
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, e, 10)
+		}
+		b = append(b, ']')
 	case []float64:
-		return appendValue(b, anySlice(x))
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendFloat(b, e); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
 	case []bool:
-		return appendValue(b, anySlice(x))
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendBool(b, e)
+		}
+		b = append(b, ']')
 	default:
-		return fmt.Errorf("unsupported value of type %T", v)
+		return b, fmt.Errorf("unsupported value of type %T", v)
 	}
-	return nil
+	return b, nil
 }
 
-func anySlice[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
+// appendFloat appends a finite x with a fraction or an exponent.
+func appendFloat(b []byte, x float64) ([]byte, error) {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return b, fmt.Errorf("not a finite number")
 	}
-	return out
+	n := len(b)
+	b = strconv.AppendFloat(b, x, 'g', -1, 64)
+	if !bytes.ContainsAny(b[n:], ".eE") {
+		b = append(b, ".0"...)
+	}
+	return b, nil
 }
 
 func decodeGraph(s string) (*chunkGraph, error) {

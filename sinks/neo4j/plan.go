@@ -1,7 +1,6 @@
 package neo4j
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,17 +45,29 @@ type plan struct {
 type chunkMeta struct {
 	storeText bool
 	now       time.Time
+	nowValue  any // now as a property value, boxed once per batch (boxNow)
+}
+
+// boxNow sets nowValue, unless set.
+func (m *chunkMeta) boxNow() {
+	if m.nowValue == nil {
+		m.nowValue = m.now
+	}
 }
 
 // newPlan works out the graph changes of writes. priors holds the stored
 // assertions of every key whose chunk exists (Prior.State == Present).
 func newPlan(writes []pipeline.Write, priors map[pipeline.Key]*chunkGraph, meta chunkMeta) (*plan, error) {
+	// Sized for batches of new chunks of a few entities and relations each,
+	// so that the maps do not grow step by step.
 	p := &plan{
-		entIn:  map[entKey][]ranked{},
-		entOut: map[entKey]*withdrawal{},
-		relIn:  map[relKey]*incomingRel{},
-		relOut: map[relKey]*withdrawal{},
+		upserts: make([]any, 0, len(writes)),
+		entIn:   make(map[entKey][]ranked, 2*len(writes)),
+		entOut:  map[entKey]*withdrawal{},
+		relIn:   make(map[relKey]*incomingRel, 2*len(writes)),
+		relOut:  map[relKey]*withdrawal{},
 	}
+	meta.boxNow()
 	for i := range writes {
 		w := &writes[i]
 		old := priors[w.Key]
@@ -202,45 +213,45 @@ func chunkProps(w *pipeline.Write, assertions string, meta chunkMeta) (map[strin
 	for i, e := range ev.Entities {
 		entities[i] = e.ID
 	}
-	props := map[string]any{
-		"doc_id":           nil,
-		"text":             nil,
-		"version":          w.Version,
-		"ts":               nil,
-		"metadata":         nil,
-		"entities":         entities,
-		"assertions":       assertions,
-		"correlation_id":   nil,
-		"ingested_at":      meta.now,
-		"source_topic":     nil,
-		"source_partition": nil,
-		"source_offset":    nil,
-	}
+	meta.boxNow()
+	// Each key is set once, to its value or to nil.
+	var docID, text, ts, metadata, correlationID, topic, partition, offset any
 	if ev.DocID != "" {
-		props["doc_id"] = ev.DocID
+		docID = ev.DocID
 	}
 	if meta.storeText && ev.HasText {
-		props["text"] = ev.Text
+		text = ev.Text
 	}
 	if !ev.TS.IsZero() {
-		props["ts"] = ev.TS.UTC()
+		ts = ev.TS.UTC()
 	}
 	if ev.Metadata != nil {
-		var b bytes.Buffer
-		if err := appendProps(&b, ev.Metadata); err != nil {
+		b, err := appendProps(make([]byte, 0, 32+32*len(ev.Metadata)), ev.Metadata)
+		if err != nil {
 			return nil, fmt.Errorf("metadata.%w", err)
 		}
-		props["metadata"] = b.String()
+		metadata = ownedString(b)
 	}
 	if r.CorrelationID != "" {
-		props["correlation_id"] = r.CorrelationID
+		correlationID = r.CorrelationID
 	}
 	if r.Src != nil {
-		props["source_topic"] = r.Src.Topic
-		props["source_partition"] = int64(r.Src.Partition)
-		props["source_offset"] = r.Src.Offset
+		topic, partition, offset = r.Src.Topic, int64(r.Src.Partition), r.Src.Offset
 	}
-	return props, nil
+	return map[string]any{
+		"doc_id":           docID,
+		"text":             text,
+		"version":          w.Version,
+		"ts":               ts,
+		"metadata":         metadata,
+		"entities":         entities,
+		"assertions":       assertions,
+		"correlation_id":   correlationID,
+		"ingested_at":      meta.nowValue,
+		"source_topic":     topic,
+		"source_partition": partition,
+		"source_offset":    offset,
+	}, nil
 }
 
 // entityMergeRows merges each entity's incoming assertions into one row,
@@ -250,7 +261,7 @@ func entityMergeRows(in map[entKey][]ranked) []any {
 	rows := make([]any, len(keys))
 	for i, k := range keys {
 		m := mergeAll(in[k])
-		row := m.mergeRow()
+		row := m.mergeRow(5)
 		row["i"], row["tenant"], row["id"], row["name"], row["type"] = int64(i), k.Tenant, k.ID, m.name, m.typ
 		rows[i] = row
 	}
@@ -263,7 +274,7 @@ func relationMergeRows(in map[relKey]*incomingRel) []any {
 	rows := make([]any, len(keys))
 	for i, k := range keys {
 		m := mergeAll(in[k].as)
-		row := m.mergeRow()
+		row := m.mergeRow(6)
 		row["i"], row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = int64(i), k.Tenant, k.From, k.Type, k.To, in[k].srcs
 		rows[i] = row
 	}
@@ -290,34 +301,48 @@ func sortedRelKeys[V any](m map[relKey]V) []relKey {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b relKey) int {
-		for _, c := range [...]int{
-			strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.From, b.From),
-			strings.Compare(a.To, b.To), strings.Compare(a.Type, b.Type),
-		} {
-			if c != 0 {
-				return c
-			}
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
 		}
-		return 0
+		if c := strings.Compare(a.From, b.From); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.To, b.To); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Type, b.Type)
 	})
 	return keys
 }
 
 // mergeRow returns the merge statements' row fields for m: rank, keys,
-// vals, ranks, props (keys to vals) and uniform (every key at rank).
-func (m merged) mergeRow() map[string]any {
-	props := make(map[string]any, len(m.keys))
+// vals, ranks, props (keys to vals) and uniform (every key at rank), in a
+// map with room for extra more.
+func (m merged) mergeRow(extra int) map[string]any {
 	uniform := true
-	for i, k := range m.keys {
-		props[k] = m.vals[i]
-		if m.ranks[i] != m.rank {
+	for _, r := range m.ranks {
+		if r != m.rank {
 			uniform = false
+			break
 		}
 	}
-	return map[string]any{
-		"rank": m.rank, "keys": nonNil(m.keys), "vals": nonNilAny(m.vals), "ranks": nonNil(m.ranks),
-		"props": props, "uniform": uniform,
+	row := make(map[string]any, 6+extra)
+	row["rank"], row["keys"], row["vals"], row["ranks"] = m.rank, nonNil(m.keys), nonNilAny(m.vals), nonNil(m.ranks)
+	row["props"], row["uniform"] = m.propMap(), uniform
+	return row
+}
+
+// propMap returns m's keys mapped to their values: the one assertion's own
+// props when m merges one (never written to, like every map a row holds).
+func (m merged) propMap() map[string]any {
+	if m.single != nil && len(m.single) == len(m.keys) {
+		return m.single
 	}
+	props := make(map[string]any, len(m.keys))
+	for i, k := range m.keys {
+		props[k] = m.vals[i]
+	}
+	return props
 }
 
 // replaceRow returns the recompute statements' row fields for m, replacing
@@ -325,10 +350,9 @@ func (m merged) mergeRow() map[string]any {
 // pk/pr (keys whose rank is below m.rank; nil when none) and drop (keys of
 // had no assertion states any more).
 func (m merged) replaceRow(had []string) map[string]any {
-	props := make(map[string]any, len(m.keys))
+	props := m.propMap()
 	var pk, pr []string
 	for i, k := range m.keys {
-		props[k] = m.vals[i]
 		if m.ranks[i] != m.rank {
 			pk = append(pk, k)
 			pr = append(pr, m.ranks[i])

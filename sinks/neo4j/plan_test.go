@@ -3,6 +3,7 @@ package neo4j
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -315,4 +316,60 @@ relation withdrawals:
 			"",
 		},
 	},
+}
+
+// TestMergeAllMatchesRule checks mergeAll against the rule spelled out
+// plainly (sort by rank, later assertions overwrite earlier ones, the last
+// one names the element) on random sets of assertions, small and large,
+// with equal ranks among them.
+func TestMergeAllMatchesRule(t *testing.T) {
+	t.Parallel()
+	rule := func(as []ranked) merged {
+		var m merged
+		if len(as) == 0 {
+			return m
+		}
+		sorted := slices.Clone(as)
+		slices.SortStableFunc(sorted, func(a, b ranked) int { return strings.Compare(a.rank, b.rank) })
+		vals, ranks := map[string]any{}, map[string]string{}
+		for _, a := range sorted {
+			for k, v := range a.props {
+				vals[k], ranks[k] = v, a.rank
+			}
+		}
+		top := sorted[len(sorted)-1]
+		m.rank, m.name, m.typ = top.rank, top.name, top.typ
+		m.keys = []string{}
+		for k := range vals {
+			m.keys = append(m.keys, k)
+		}
+		slices.Sort(m.keys)
+		for _, k := range m.keys {
+			m.vals = append(m.vals, vals[k])
+			m.ranks = append(m.ranks, ranks[k])
+		}
+		return m
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := range 300 {
+		as := make([]ranked, 1+r.IntN(1+n%9))
+		for i := range as {
+			as[i] = ranked{rank: fmt.Sprint(r.IntN(4)), name: fmt.Sprint("n", i), typ: fmt.Sprint("T", i)}
+			if r.IntN(4) > 0 {
+				as[i].props = map[string]any{}
+				for range r.IntN(8) {
+					as[i].props[fmt.Sprint("k", r.IntN(10))] = int64(i)
+				}
+			}
+		}
+		got, want := mergeAll(as), rule(as)
+		got.single = nil
+		if got.rank != want.rank || got.name != want.name || got.typ != want.typ ||
+			!slices.Equal(got.keys, want.keys) || !slices.Equal(got.vals, want.vals) || !slices.Equal(got.ranks, want.ranks) {
+			t.Fatalf("merge of %+v\n got %+v\nwant %+v", as, got, want)
+		}
+		if props := got.propMap(); len(props) != len(want.keys) {
+			t.Fatalf("props %v for keys %v", props, want.keys)
+		}
+	}
 }
