@@ -86,18 +86,22 @@ type chunkGraph struct {
 // graphOf returns the assertions of an upsert event. Null-valued props are
 // dropped: a property Neo4j cannot store is not asserted.
 func graphOf(ev *event.Event) *chunkGraph {
-	g := &chunkGraph{
-		Rank:      rankOf(ev.TS, ev.ID),
-		Entities:  make([]entityAssertion, len(ev.Entities)),
-		Relations: make([]relationAssertion, len(ev.Relations)),
-	}
-	for i, e := range ev.Entities {
-		g.Entities[i] = entityAssertion{ID: e.ID, Type: e.Type, Name: e.Name, Props: dropNulls(e.Props)}
-	}
-	for i, r := range ev.Relations {
-		g.Relations[i] = relationAssertion{From: r.From, Type: r.Type, To: r.To, Props: dropNulls(r.Props)}
-	}
+	g := &chunkGraph{}
+	g.fill(ev)
 	return g
+}
+
+// fill sets g to the assertions of ev, reusing g's slices.
+func (g *chunkGraph) fill(ev *event.Event) {
+	g.Rank = rankOf(ev.TS, ev.ID)
+	g.Entities = slices.Grow(g.Entities[:0], len(ev.Entities))
+	for _, e := range ev.Entities {
+		g.Entities = append(g.Entities, entityAssertion{ID: e.ID, Type: e.Type, Name: e.Name, Props: dropNulls(e.Props)})
+	}
+	g.Relations = slices.Grow(g.Relations[:0], len(ev.Relations))
+	for _, r := range ev.Relations {
+		g.Relations = append(g.Relations, relationAssertion{From: r.From, Type: r.Type, To: r.To, Props: dropNulls(r.Props)})
+	}
 }
 
 // dropNulls returns p without its null values; p itself when it has none.

@@ -39,6 +39,27 @@ type plan struct {
 	entOut     map[entKey]*withdrawal
 	relIn      map[relKey]*incomingRel
 	relOut     map[relKey]*withdrawal
+
+	// Scratch space: the graph of the upsert being added, and the first
+	// assertion of each incoming entity and relationship.
+	g       chunkGraph
+	entAs   arena[ranked]
+	relAs   arena[ranked]
+	relSrcs arena[string]
+	rels    arena[incomingRel]
+}
+
+// arena hands out short slices cut from larger allocations.
+type arena[T any] struct{ buf []T }
+
+// one returns a slice holding v, with no room to append in place.
+func (a *arena[T]) one(v T) []T {
+	if len(a.buf) == cap(a.buf) {
+		a.buf = make([]T, 0, max(64, cap(a.buf)))
+	}
+	a.buf = append(a.buf, v)
+	n := len(a.buf)
+	return a.buf[n-1 : n : n]
 }
 
 // chunkMeta is what the chunk's lineage properties need besides the event.
@@ -109,7 +130,8 @@ func (p *plan) addDelete(w *pipeline.Write, old *chunkGraph) {
 
 func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) error {
 	ev := &w.Record.Event
-	g := graphOf(ev)
+	g := &p.g
+	g.fill(ev)
 	tenant, cid := w.Key.Tenant, w.Key.ID
 	assertions, err := encodeGraph(g)
 	if err != nil {
@@ -126,7 +148,7 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 	// Entities: an assertion equal to the chunk's previous one changes
 	// nothing; one that covers it is merged; otherwise the previous one is
 	// withdrawn first.
-	mentions := []string{}
+	mentions := make([]string, 0, len(g.Entities))
 	for i := range g.Entities {
 		e := &g.Entities[i]
 		k := entKey{tenant, e.ID}
@@ -138,13 +160,13 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 		switch {
 		case o == nil:
 			mentions = append(mentions, e.ID)
-			p.entIn[k] = append(p.entIn[k], in)
+			p.addEntity(k, in)
 		case old.Rank == g.Rank && sameEntity(o, e):
 		case covers(g.Rank, e.Props, old.Rank, o.Props):
-			p.entIn[k] = append(p.entIn[k], in)
+			p.addEntity(k, in)
 		default:
 			p.withdrawEntity(k, old.Rank, cid)
-			p.entIn[k] = append(p.entIn[k], in)
+			p.addEntity(k, in)
 		}
 	}
 	// Relations, by the same rule; the chunk joins the sources of new ones.
@@ -161,13 +183,14 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 		case o != nil && !covers(g.Rank, r.Props, old.Rank, o.Props):
 			p.withdrawRelation(k, old.Rank, cid)
 		}
-		in := p.relIn[k]
-		if in == nil {
-			in = &incomingRel{}
-			p.relIn[k] = in
+		a := ranked{rank: g.Rank, props: r.Props}
+		if in := p.relIn[k]; in != nil {
+			in.srcs = append(in.srcs, cid)
+			in.as = append(in.as, a)
+			continue
 		}
-		in.srcs = append(in.srcs, cid)
-		in.as = append(in.as, ranked{rank: g.Rank, props: r.Props})
+		in := &p.rels.one(incomingRel{srcs: p.relSrcs.one(cid), as: p.relAs.one(a)})[0]
+		p.relIn[k] = in
 	}
 	if old != nil {
 		for _, o := range old.Entities {
@@ -184,6 +207,15 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 	}
 	p.upserts = append(p.upserts, map[string]any{"tenant": tenant, "id": cid, "props": props, "mentions": mentions})
 	return nil
+}
+
+// addEntity adds an incoming assertion of the entity k.
+func (p *plan) addEntity(k entKey, in ranked) {
+	if as := p.entIn[k]; as != nil {
+		p.entIn[k] = append(as, in)
+		return
+	}
+	p.entIn[k] = p.entAs.one(in)
 }
 
 func (p *plan) withdrawEntity(k entKey, rank, chunk string) {
@@ -259,10 +291,11 @@ func chunkProps(w *pipeline.Write, assertions string, meta chunkMeta) (map[strin
 func entityMergeRows(in map[entKey][]ranked) []any {
 	keys := sortedEntKeys(in)
 	rows := make([]any, len(keys))
+	var tenant boxed
 	for i, k := range keys {
 		m := mergeAll(in[k])
 		row := m.mergeRow(5)
-		row["i"], row["tenant"], row["id"], row["name"], row["type"] = int64(i), k.Tenant, k.ID, m.name, m.typ
+		row["i"], row["tenant"], row["id"], row["name"], row["type"] = int64(i), tenant.of(k.Tenant), k.ID, m.name, m.typ
 		rows[i] = row
 	}
 	return rows
@@ -272,13 +305,28 @@ func entityMergeRows(in map[entKey][]ranked) []any {
 func relationMergeRows(in map[relKey]*incomingRel) []any {
 	keys := sortedRelKeys(in)
 	rows := make([]any, len(keys))
+	var tenant boxed
 	for i, k := range keys {
 		m := mergeAll(in[k].as)
 		row := m.mergeRow(6)
-		row["i"], row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = int64(i), k.Tenant, k.From, k.Type, k.To, in[k].srcs
+		row["i"], row["tenant"], row["from"], row["type"], row["to"], row["srcs"] = int64(i), tenant.of(k.Tenant), k.From, k.Type, k.To, in[k].srcs
 		rows[i] = row
 	}
 	return rows
+}
+
+// boxed converts strings to values, once for a run of equal strings (rows
+// sorted by tenant share its value).
+type boxed struct {
+	s string
+	v any
+}
+
+func (b *boxed) of(s string) any {
+	if b.v == nil || s != b.s {
+		b.s, b.v = s, s
+	}
+	return b.v
 }
 
 func sortedEntKeys[V any](m map[entKey]V) []entKey {
@@ -327,16 +375,31 @@ func (m merged) mergeRow(extra int) map[string]any {
 		}
 	}
 	row := make(map[string]any, 6+extra)
-	row["rank"], row["keys"], row["vals"], row["ranks"] = m.rank, nonNil(m.keys), nonNilAny(m.vals), nonNil(m.ranks)
-	row["props"], row["uniform"] = m.propMap(), uniform
+	row["rank"], row["props"], row["uniform"] = m.rank, m.propMap(), uniform
+	if len(m.keys) == 0 {
+		// The rows of elements without properties share these.
+		row["keys"], row["vals"], row["ranks"] = noStrings, noValues, noStrings
+	} else {
+		row["keys"], row["vals"], row["ranks"] = m.keys, m.vals, m.ranks
+	}
 	return row
 }
+
+// Empty lists and map as row values, shared: never written to.
+var (
+	noStrings any = []string{}
+	noValues  any = []any{}
+	noProps       = map[string]any{}
+)
 
 // propMap returns m's keys mapped to their values: the one assertion's own
 // props when m merges one (never written to, like every map a row holds).
 func (m merged) propMap() map[string]any {
-	if m.single != nil && len(m.single) == len(m.keys) {
+	switch {
+	case m.single != nil && len(m.single) == len(m.keys):
 		return m.single
+	case len(m.keys) == 0:
+		return noProps
 	}
 	props := make(map[string]any, len(m.keys))
 	for i, k := range m.keys {
