@@ -152,6 +152,7 @@ func (g *chunkGraph) relation(from, typ, to string) *relationAssertion {
 // ranked is one assertion's contribution to an entity or relationship.
 type ranked struct {
 	rank  string
+	rankV any    // rank as a row value, when one is at hand (the rows of one chunk share it)
 	name  string // entities only
 	typ   string // entities only
 	props map[string]any
@@ -162,6 +163,7 @@ type ranked struct {
 // highest-ranked assertion's rank, name and type.
 type merged struct {
 	rank, name, typ string
+	rankV           any // rank as a row value, if the assertion had it
 	keys            []string
 	vals            []any
 	ranks           []string
@@ -177,7 +179,7 @@ func mergeAll(as []ranked) merged {
 		return m
 	case 1:
 		a := as[0]
-		m.rank, m.name, m.typ, m.single = a.rank, a.name, a.typ, a.props
+		m.rank, m.rankV, m.name, m.typ, m.single = a.rank, a.rankV, a.name, a.typ, a.props
 		m.alloc(len(a.props))
 		for k := range a.props {
 			m.keys = append(m.keys, k)
@@ -196,7 +198,7 @@ func mergeAll(as []ranked) merged {
 		}
 		n += len(as[i].props)
 	}
-	m.rank, m.name, m.typ = as[top].rank, as[top].name, as[top].typ
+	m.rank, m.rankV, m.name, m.typ = as[top].rank, as[top].rankV, as[top].name, as[top].typ
 	// Every stated value, sorted by key, then rank, then order: the last of
 	// each key wins.
 	type cell struct {

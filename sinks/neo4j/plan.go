@@ -137,7 +137,11 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 	if err != nil {
 		return err
 	}
-	props, err := chunkProps(w, assertions, meta)
+	ids := make([]string, len(g.Entities))
+	for i := range g.Entities {
+		ids[i] = g.Entities[i].ID
+	}
+	props, err := chunkPropsOf(w, assertions, ids, meta)
 	if err != nil {
 		return err
 	}
@@ -148,18 +152,25 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 	// Entities: an assertion equal to the chunk's previous one changes
 	// nothing; one that covers it is merged; otherwise the previous one is
 	// withdrawn first.
-	mentions := make([]string, 0, len(g.Entities))
+	// A new chunk mentions every entity it names.
+	mentions := ids
+	if old != nil {
+		mentions = make([]string, 0, len(g.Entities))
+	}
+	var rankV any = g.Rank
 	for i := range g.Entities {
 		e := &g.Entities[i]
 		k := entKey{tenant, e.ID}
-		in := ranked{rank: g.Rank, name: e.Name, typ: e.Type, props: e.Props}
+		in := ranked{rank: g.Rank, rankV: rankV, name: e.Name, typ: e.Type, props: e.Props}
 		var o *entityAssertion
 		if old != nil {
 			o = old.entity(e.ID)
 		}
 		switch {
 		case o == nil:
-			mentions = append(mentions, e.ID)
+			if old != nil {
+				mentions = append(mentions, e.ID)
+			}
 			p.addEntity(k, in)
 		case old.Rank == g.Rank && sameEntity(o, e):
 		case covers(g.Rank, e.Props, old.Rank, o.Props):
@@ -183,7 +194,7 @@ func (p *plan) addUpsert(w *pipeline.Write, old *chunkGraph, meta chunkMeta) err
 		case o != nil && !covers(g.Rank, r.Props, old.Rank, o.Props):
 			p.withdrawRelation(k, old.Rank, cid)
 		}
-		a := ranked{rank: g.Rank, props: r.Props}
+		a := ranked{rank: g.Rank, rankV: rankV, props: r.Props}
 		if in := p.relIn[k]; in != nil {
 			in.srcs = append(in.srcs, cid)
 			in.as = append(in.as, a)
@@ -239,12 +250,17 @@ func (p *plan) withdrawRelation(k relKey, rank, chunk string) {
 // chunkProps returns every stored property of an upserted chunk but its key;
 // a nil value removes a property an earlier version had.
 func chunkProps(w *pipeline.Write, assertions string, meta chunkMeta) (map[string]any, error) {
-	r := w.Record
-	ev := &r.Event
-	entities := make([]string, len(ev.Entities))
-	for i, e := range ev.Entities {
+	entities := make([]string, len(w.Record.Event.Entities))
+	for i, e := range w.Record.Event.Entities {
 		entities[i] = e.ID
 	}
+	return chunkPropsOf(w, assertions, entities, meta)
+}
+
+// chunkPropsOf is chunkProps given the ids of the event's entities.
+func chunkPropsOf(w *pipeline.Write, assertions string, entities []string, meta chunkMeta) (map[string]any, error) {
+	r := w.Record
+	ev := &r.Event
 	meta.boxNow()
 	// Each key is set once, to its value or to nil.
 	var docID, text, ts, metadata, correlationID, topic, partition, offset any
@@ -375,7 +391,7 @@ func (m merged) mergeRow(extra int) map[string]any {
 		}
 	}
 	row := make(map[string]any, 6+extra)
-	row["rank"], row["props"], row["uniform"] = m.rank, m.propMap(), uniform
+	row["rank"], row["props"], row["uniform"] = m.rankValue(), m.propMap(), uniform
 	if len(m.keys) == 0 {
 		// The rows of elements without properties share these.
 		row["keys"], row["vals"], row["ranks"] = noStrings, noValues, noStrings
@@ -391,6 +407,14 @@ var (
 	noValues  any = []any{}
 	noProps       = map[string]any{}
 )
+
+// rankValue returns m.rank as a row value.
+func (m merged) rankValue() any {
+	if m.rankV != nil {
+		return m.rankV
+	}
+	return m.rank
+}
 
 // propMap returns m's keys mapped to their values: the one assertion's own
 // props when m merges one (never written to, like every map a row holds).
