@@ -199,60 +199,61 @@ func mergeAll(as []ranked) merged {
 		n += len(as[i].props)
 	}
 	m.rank, m.rankV, m.name, m.typ = as[top].rank, as[top].rankV, as[top].name, as[top].typ
-	// Every stated value, sorted by key, then rank, then order: the last of
-	// each key wins.
-	type cell struct {
+	// Per key, the value of the highest rank; of equal ranks the later one.
+	type win struct {
 		k, rank string
 		v       any
-		ord     int
 	}
-	var buf [32]cell
-	cells := buf[:0]
+	var buf [16]win
+	wins := buf[:0]
+	var index map[string]int // of wins, once there are many keys
+	find := func(k string) int {
+		if index != nil {
+			if j, ok := index[k]; ok {
+				return j
+			}
+			return -1
+		}
+		for j := range wins {
+			if wins[j].k == k {
+				return j
+			}
+		}
+		return -1
+	}
 	for i := range as {
-		for k, v := range as[i].props {
-			cells = append(cells, cell{k, as[i].rank, v, i})
-		}
-	}
-	less := func(a, b *cell) bool {
-		if a.k != b.k {
-			return a.k < b.k
-		}
-		if a.rank != b.rank {
-			return a.rank < b.rank
-		}
-		return a.ord < b.ord
-	}
-	if len(cells) > 16 {
-		slices.SortFunc(cells, func(a, b cell) int {
+		a := &as[i]
+		for k, v := range a.props {
+			j := find(k)
 			switch {
-			case less(&a, &b):
-				return -1
-			case less(&b, &a):
-				return 1
+			case j < 0:
+				wins = append(wins, win{k, a.rank, v})
+				if index != nil {
+					index[k] = len(wins) - 1
+				} else if len(wins) > len(buf) {
+					index = make(map[string]int, 2*len(wins))
+					for j := range wins {
+						index[wins[j].k] = j
+					}
+				}
+			case a.rank >= wins[j].rank:
+				wins[j].rank, wins[j].v = a.rank, v
 			}
-			return 0
-		})
+		}
+	}
+	if len(wins) > len(buf) {
+		slices.SortFunc(wins, func(a, b win) int { return strings.Compare(a.k, b.k) })
 	} else {
-		for i := 1; i < len(cells); i++ {
-			for j := i; j > 0 && less(&cells[j], &cells[j-1]); j-- {
-				cells[j], cells[j-1] = cells[j-1], cells[j]
+		for i := 1; i < len(wins); i++ {
+			for j := i; j > 0 && wins[j].k < wins[j-1].k; j-- {
+				wins[j], wins[j-1] = wins[j-1], wins[j]
 			}
 		}
 	}
-	distinct := 0
-	for i := range cells {
-		if i+1 == len(cells) || cells[i+1].k != cells[i].k {
-			distinct++
-		}
-	}
-	m.alloc(distinct)
-	m.keys = m.keys[:distinct]
-	j := 0
-	for i := range cells {
-		if i+1 == len(cells) || cells[i+1].k != cells[i].k {
-			m.keys[j], m.vals[j], m.ranks[j] = cells[i].k, cells[i].v, cells[i].rank
-			j++
-		}
+	m.alloc(len(wins))
+	m.keys = m.keys[:len(wins)]
+	for i := range wins {
+		m.keys[i], m.vals[i], m.ranks[i] = wins[i].k, wins[i].v, wins[i].rank
 	}
 	return m
 }

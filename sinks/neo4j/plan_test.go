@@ -357,8 +357,12 @@ func TestMergeAllMatchesRule(t *testing.T) {
 			as[i] = ranked{rank: fmt.Sprint(r.IntN(4)), name: fmt.Sprint("n", i), typ: fmt.Sprint("T", i)}
 			if r.IntN(4) > 0 {
 				as[i].props = map[string]any{}
-				for range r.IntN(8) {
-					as[i].props[fmt.Sprint("k", r.IntN(10))] = int64(i)
+				keys := 10
+				if n%5 == 0 {
+					keys = 40 // more keys than mergeAll tracks without a map
+				}
+				for range r.IntN(2 + keys/2) {
+					as[i].props[fmt.Sprint("k", r.IntN(keys))] = int64(i)
 				}
 			}
 		}
