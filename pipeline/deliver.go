@@ -622,7 +622,7 @@ func (is *isolation) probe(recs []*Record, sus map[*Record]bool) bool {
 		w := is.w
 		err := w.c.retry(w.ctx, func(ctx context.Context) error {
 			is.d.attempts++
-			return w.c.auth.Apply(WithIsolating(ctx), one, refuse)
+			return w.c.auth.Apply(WithProbe(WithIsolating(ctx)), one, refuse)
 		}, func(err error) { w.retried(w.c.storeName(err), r.Src.Offset, err) }, w.c.storeName)
 		switch {
 		case errors.Is(err, errProbe):

@@ -51,3 +51,21 @@ func Isolating(ctx context.Context) bool {
 	v, _ := ctx.Value(isolatingKey{}).(bool)
 	return v
 }
+
+type probeKey struct{}
+
+// WithProbe marks ctx as that of a probe: the authority applies one record
+// in a transaction whose follower refuses on purpose, to learn whether the
+// authority takes the record alone.
+func WithProbe(ctx context.Context) context.Context {
+	return context.WithValue(ctx, probeKey{}, true)
+}
+
+// Probing reports whether ctx is a probe's (WithProbe). An authority that
+// calls the follower before its statements are done must not then: the
+// follower's refusal would end the transaction before the authority had
+// judged the record.
+func Probing(ctx context.Context) bool {
+	v, _ := ctx.Value(probeKey{}).(bool)
+	return v
+}

@@ -18,7 +18,9 @@ var _ pipeline.Authority = (*Sink)(nil)
 // markers), folds the batch's valid records against it (pipeline.Fold sets
 // each record's Outcome to applied or skipped_stale), writes the resulting
 // Writes to the graph, and calls follow with the same Writes; the transaction
-// commits only when follow returns nil.
+// commits only when follow returns nil. The upserts of keys new to the store
+// go to follow while the statements run, and are undone if the transaction
+// then fails (earlyFollow); the other writes go after the statements.
 //
 // A record whose graph content the model cannot hold (a reserved label or
 // property name) fails the whole call before anything is written, as a
@@ -67,13 +69,15 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 	sess := s.session(ctx)
 	defer sess.Close(ctx)
 	var step string
+	// sent are the writes any run gave the follower early.
+	var sent []pipeline.Write
 	_, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 		// A run the driver repeats (after a deadlock) takes a turn again,
 		// within the call's timeout.
 		if err := t.acquire(ctx, nil); err != nil {
 			return nil, err
 		}
-		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t)
+		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t, &sent)
 	}, neo4j.WithTxTimeout(s.cfg.Timeout))
 	if err == nil {
 		return nil
@@ -83,6 +87,21 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 	}
 	var fe *followError
 	var re *pipeline.RecordError
+	if len(sent) > 0 && !errors.As(err, &fe) {
+		// Neo4j failed after the follower took (or may have taken) the new
+		// keys' points: take them out again. A refusal by the follower
+		// leaves what it took, as for any follower error: the batch is
+		// applied again, whole or without the culprits, and decides those
+		// writes alike.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+		uerr := undoEarly(uctx, sent, follow)
+		cancel()
+		if uerr != nil {
+			// The points stay in the follower until the batch is applied
+			// again, which it must be, whatever Neo4j said.
+			return pipeline.Transient(fmt.Errorf("neo4j failed (%w) and the points written ahead of it to the other store could not be removed: %w", err, uerr))
+		}
+	}
 	switch {
 	case errors.As(err, &fe):
 		return fe.err
@@ -95,8 +114,9 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 	return withSuspects(classify(step, err), err, valid)
 }
 
-// attempt is one run of Apply's transaction.
-func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, t *turn) error {
+// attempt is one run of Apply's transaction; it adds the writes it gives
+// the follower early to *sent.
+func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record, follow func(context.Context, []pipeline.Write) error, t *turn, sent *[]pipeline.Write) error {
 	now := time.Now().UTC()
 	stored, priors, err := readKeys(ctx, tx, valid)
 	if err != nil {
@@ -106,6 +126,28 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	p, err := newPlan(writes, priors, chunkMeta{storeText: s.cfg.StoreText, now: now})
 	if err != nil {
 		return err
+	}
+	late := writes
+	if !pipeline.Probing(ctx) {
+		// A probe's follower refuses on purpose, after the statements, to
+		// have the transaction rolled back: it gets every write last.
+		var early []pipeline.Write
+		if early, late = splitEarly(writes, stored); len(early) > 0 {
+			*sent = append(*sent, early...)
+			e := startEarly(ctx, early, follow)
+			defer e.wait() // never return with the follower still writing
+			tx.interrupt = e.failed
+			lateFollow := follow
+			follow = func(ctx context.Context, ws []pipeline.Write) error {
+				if err := e.wait(); err != nil {
+					return err
+				}
+				if len(ws) == 0 {
+					return nil
+				}
+				return lateFollow(ctx, ws)
+			}
+		}
 	}
 	entReplace, err := withdrawEntities(ctx, tx, p)
 	if err != nil {
@@ -157,7 +199,7 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	// cannot deadlock with it.
 	t.release()
 	tx.setStep("follow")
-	if err := follow(ctx, writes); err != nil {
+	if err := follow(ctx, late); err != nil {
 		return &followError{err}
 	}
 	tx.setStep("commit")
@@ -368,6 +410,9 @@ func nonNilAny(s []any) []any {
 type runner struct {
 	tx   neo4j.ManagedTransaction
 	step *string
+	// interrupt, when set, is asked before each statement: an error ends
+	// the run there (the early follower's refusal).
+	interrupt func() error
 }
 
 func (r *runner) setStep(s string) { *r.step = s }
@@ -376,6 +421,11 @@ func (r *runner) setStep(s string) { *r.step = s }
 func (r *runner) exec(ctx context.Context, step, cypher string, rows []any, extra map[string]any) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	if r.interrupt != nil {
+		if err := r.interrupt(); err != nil {
+			return err
+		}
 	}
 	r.setStep(step)
 	params := map[string]any{"rows": rows}
@@ -466,6 +516,11 @@ func byType(rows []any) []typeGroup {
 func (r *runner) query(ctx context.Context, step, cypher string, rows []any, fn func(*neo4j.Record) error) error {
 	if len(rows) == 0 {
 		return nil
+	}
+	if r.interrupt != nil {
+		if err := r.interrupt(); err != nil {
+			return err
+		}
 	}
 	r.setStep(step)
 	res, err := r.tx.Run(ctx, cypher, map[string]any{"rows": rows})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,9 +107,14 @@ func tombstone(tenant, id string) event.Event {
 // on an error.
 func apply(t testing.TB, s *Sink, b *pipeline.Batch) []pipeline.Write {
 	t.Helper()
+	// The follower is called once or twice per run: the new keys' upserts
+	// (early, beside the statements), then the rest.
+	var mu sync.Mutex
 	var got []pipeline.Write
 	err := s.Apply(context.Background(), b, func(_ context.Context, w []pipeline.Write) error {
-		got = slices.Clone(w)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, w...)
 		return nil
 	})
 	if err != nil {
