@@ -391,20 +391,6 @@ func stringList(v any) []string {
 	return out
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilAny(s []any) []any {
-	if s == nil {
-		return []any{}
-	}
-	return s
-}
-
 // runner runs the statements of one transaction attempt and remembers which
 // step is running, so a failure names it.
 type runner struct {
