@@ -7,9 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/event"
@@ -55,11 +52,7 @@ func TestEarlyFollowUndoneWhenNeo4jRefuses(t *testing.T) {
 	label := "Refused" + tenant
 	run := func(q string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if _, err := neo4j.ExecuteQuery(ctx, drv, q, nil, neo4j.EagerResultTransformer); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		runCypher(t, drv, q)
 	}
 	name := "first_" + tenant
 	t.Cleanup(func() {

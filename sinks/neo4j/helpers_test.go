@@ -252,3 +252,14 @@ func count(t testing.TB, drv neo4j.DriverWithContext, cypher string, params map[
 }
 
 var errBad = errors.New("rejected by an earlier stage")
+
+// runCypher runs a statement the test needs around the sink (a constraint,
+// a node in the way) on drv.
+func runCypher(t testing.TB, drv neo4j.DriverWithContext, q string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := neo4j.ExecuteQuery(ctx, drv, q, nil, neo4j.EagerResultTransformer); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}

@@ -7,9 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/ragstream/ragstream/pipeline"
 	"github.com/ragstream/ragstream/pipeline/event"
@@ -58,11 +55,7 @@ func TestConstraintViolationNamesSuspects(t *testing.T) {
 	label, relType := "Refused"+tenant, "REFUSED_"+strings.ToUpper(tenant)
 	run := func(q string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if _, err := neo4j.ExecuteQuery(ctx, drv, q, nil, neo4j.EagerResultTransformer); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+		runCypher(t, drv, q)
 	}
 	names := []string{"s1_" + tenant, "s2_" + tenant, "s3_" + tenant}
 	t.Cleanup(func() {
