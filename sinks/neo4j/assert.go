@@ -484,62 +484,38 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			return b, err
 		}
 	case []any:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendValue(b, e); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
+		return appendList(b, x, appendValue)
 	case map[string]any:
 		return appendProps(b, x)
 	case nil:
 		b = append(b, "null"...)
 	case []string:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, e)
-		}
-		b = append(b, ']')
+		return appendList(b, x, func(b []byte, e string) ([]byte, error) { return appendString(b, e), nil })
 	case []int64:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, e, 10)
-		}
-		b = append(b, ']')
+		return appendList(b, x, func(b []byte, e int64) ([]byte, error) { return strconv.AppendInt(b, e, 10), nil })
 	case []float64:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendFloat(b, e); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
+		return appendList(b, x, appendFloat)
 	case []bool:
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendBool(b, e)
-		}
-		b = append(b, ']')
+		return appendList(b, x, func(b []byte, e bool) ([]byte, error) { return strconv.AppendBool(b, e), nil })
 	default:
 		return b, fmt.Errorf("unsupported value of type %T", v)
 	}
 	return b, nil
+}
+
+// appendList appends xs as a JSON array, each element by appendElem.
+func appendList[T any](b []byte, xs []T, appendElem func([]byte, T) ([]byte, error)) ([]byte, error) {
+	b = append(b, '[')
+	for i, e := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendElem(b, e); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // appendFloat appends a finite x with a fraction or an exponent.
