@@ -178,15 +178,28 @@ type Log struct {
 
 // Pipeline configures batching, concurrency, retries and shutdown.
 type Pipeline struct {
-	Batch                  Batch    `koanf:"batch"`
-	MaxInflightBatches     int      `koanf:"max_inflight_batches"`
-	MaxInflightBytes       ByteSize `koanf:"max_inflight_bytes"`
+	Batch              Batch    `koanf:"batch"`
+	MaxInflightBatches int      `koanf:"max_inflight_batches"`
+	MaxInflightBytes   ByteSize `koanf:"max_inflight_bytes"`
+	// MaxActiveBatches bounds the batches decoded or in delivery at once
+	// across partitions; 0 derives it (ActiveBatches).
+	MaxActiveBatches       int      `koanf:"max_active_batches"`
 	DrainTimeout           Duration `koanf:"drain_timeout"`
 	TombstoneRetention     Duration `koanf:"tombstone_retention"`
 	TombstoneSweepInterval Duration `koanf:"tombstone_sweep_interval"`
 	Retry                  Retry    `koanf:"retry"`
 	Breaker                Breaker  `koanf:"breaker"`
 	LagRefresh             Duration `koanf:"lag_refresh"`
+}
+
+// ActiveBatches returns pipeline.max_active_batches, or when it is 0 one
+// more than the Neo4j transactions allowed at once (neo4jTx): one batch
+// written per transaction turn, and one decoded and ready for the next.
+func (p Pipeline) ActiveBatches(neo4jTx int) int {
+	if p.MaxActiveBatches > 0 {
+		return p.MaxActiveBatches
+	}
+	return max(neo4jTx, 1) + 1
 }
 
 // Batch says when a batch closes: on whichever limit is reached first.

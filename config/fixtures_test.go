@@ -90,6 +90,7 @@ var badFixtures = map[string][]string{
 		`pipeline.batch.max_bytes: must be at least 1, got 0`,
 		`pipeline.batch.linger: must not be negative, got -5ms`,
 		`pipeline.max_inflight_batches: must be at least 1, got 0`,
+		`pipeline.max_active_batches: must be at least 0, got -1`,
 		`pipeline.tombstone_sweep_interval: must not exceed pipeline.tombstone_retention (1h), got 2h`,
 		`pipeline.retry.max_attempts: must be at least 1, got 0`,
 		`pipeline.retry.max_backoff: must be at least pipeline.retry.initial_backoff (10s), got 1s`,

@@ -178,6 +178,7 @@ func (c *Config) checkPipeline(ps *problems) {
 		ps.add("pipeline.batch.linger", "must not be negative, got %s", p.Batch.Linger)
 	}
 	atLeast(ps, "pipeline.max_inflight_batches", int64(p.MaxInflightBatches), 1)
+	atLeast(ps, "pipeline.max_active_batches", int64(p.MaxActiveBatches), 0)
 	if p.MaxInflightBytes < p.Batch.MaxBytes {
 		ps.add("pipeline.max_inflight_bytes", "must be at least pipeline.batch.max_bytes (%s), so that a full batch fits, got %s", p.Batch.MaxBytes, p.MaxInflightBytes)
 	}

@@ -54,6 +54,10 @@ type Consumer struct {
 	memMu    sync.Mutex
 	memWait  map[*partition]struct{}
 
+	// active holds a token per batch decoded or in delivery
+	// (MaxActiveBatches); nil when unbounded.
+	active chan struct{}
+
 	cp        *checkpointer
 	commitMu  sync.Mutex
 	commitReq chan struct{}
@@ -109,6 +113,9 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 	// it is paused and fetches it again on resume: with polls of one batch,
 	// a partition pausing at every batch had each record fetched,
 	// decompressed and decoded four times at batch 100.
+	if o.MaxActiveBatches > 0 {
+		c.active = make(chan struct{}, o.MaxActiveBatches)
+	}
 	c.holdRecords = (o.MaxInflightBatches - 1) * o.MaxRecords
 	c.holdBytes = (o.MaxInflightBatches - 1) * o.MaxBytes
 

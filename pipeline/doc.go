@@ -22,6 +22,9 @@
 //   - a partition holds at most MaxInflightBatches-1 batches of records
 //     between fetch and commit plus what one fetch returned for it
 //     (FetchMaxPartitionBytes); beyond that its fetching is paused;
+//   - at most MaxActiveBatches batches, across all partitions, are decoded
+//     or in delivery at once; the other partitions keep their records
+//     undecoded until a place is free, taken in the order asked for;
 //   - a record that can be neither written nor dead-lettered stops its
 //     partition loudly (StoppedError), never silently.
 package pipeline

@@ -214,7 +214,13 @@ func TestBreakerPausesAndResumes(t *testing.T) {
 		}
 	}}
 	ps.hooks(&hooks)
-	r := start(t, cl, testOptions(group, topic), g.auth, g.sink, g.dl, hooks)
+	// A partition pauses for sink down while its batch is in delivery; with
+	// a place per partition (MaxActiveBatches) every one has a batch there.
+	// With fewer places the others wait for one, their fetching paused by
+	// backpressure once their queue is full.
+	o := testOptions(group, topic)
+	o.MaxActiveBatches = parts
+	r := start(t, cl, o, g.auth, g.sink, g.dl, hooks)
 
 	waitFor(t, 20*time.Second, "qdrant reported down", func() bool { _, down := g.rep.isDown("qdrant"); return down })
 	reason, _ := g.rep.isDown("qdrant")

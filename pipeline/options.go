@@ -58,6 +58,16 @@ type Options struct {
 	// batches' worth (2 × MaxBytes, or 2 × MaxRecords records) keeps one
 	// batch ready while another is written.
 	MaxInflightBytes int
+	// MaxActiveBatches bounds the batches decoded or in delivery at once,
+	// across all partitions: a partition takes a place before it decodes
+	// the first record of a batch and gives it back once the batch is
+	// delivered (or abandoned), dropping the decoded events. A partition
+	// waiting for a place keeps its fetched records undecoded, and the
+	// places go round in the order they were asked for. With one store
+	// transaction at a time, two places keep one batch written and one
+	// ready; more only add decoded batches waiting for the store. 0 means
+	// the default (2); a negative value means no bound.
+	MaxActiveBatches int
 	// MaxRecordBytes bounds one record's key plus value; a larger record is
 	// refused as a decode error.
 	MaxRecordBytes int
@@ -115,7 +125,8 @@ func DefaultOptions() Options {
 		MaxBytes:               8 << 20,
 		Linger:                 50 * time.Millisecond,
 		MaxInflightBatches:     2,
-		MaxInflightBytes:       64 << 20,
+		MaxInflightBytes:       32 << 20,
+		MaxActiveBatches:       2,
 		MaxRecordBytes:         4 << 20,
 		RevokeTimeout:          10 * time.Second,
 		DrainTimeout:           20 * time.Second,
@@ -152,6 +163,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 		Linger:                 p.Batch.Linger.Duration(),
 		MaxInflightBatches:     p.MaxInflightBatches,
 		MaxInflightBytes:       int(p.MaxInflightBytes),
+		MaxActiveBatches:       p.ActiveBatches(cfg.Neo4j.MaxConcurrentTransactions),
 		MaxRecordBytes:         int(e.MaxRecordBytes),
 		DrainTimeout:           p.DrainTimeout.Duration(),
 		Retry: RetryOptions{
@@ -214,6 +226,7 @@ func (o Options) withDefaults() Options {
 	}
 	fillInt(&o.MaxInflightBatches, d.MaxInflightBatches)
 	fillInt(&o.MaxInflightBytes, d.MaxInflightBytes)
+	fillInt(&o.MaxActiveBatches, d.MaxActiveBatches)
 	fillInt(&o.MaxRecordBytes, d.MaxRecordBytes)
 	fill(&o.RevokeTimeout, d.RevokeTimeout)
 	fill(&o.DrainTimeout, d.DrainTimeout)

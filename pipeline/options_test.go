@@ -83,6 +83,15 @@ func TestOptionsFromConfig(t *testing.T) {
 		o.DrainTimeout != cfg.Pipeline.DrainTimeout.Duration() || o.Limits.Dims != cfg.Qdrant.VectorSize {
 		t.Errorf("pipeline settings not mapped: %+v", o)
 	}
+	// max_active_batches 0: one batch per Neo4j transaction turn plus
+	// one ready; a set value is taken as it is.
+	for _, tt := range []struct{ set, txs, want int }{{0, 1, 2}, {0, 3, 4}, {5, 1, 5}} {
+		c := cfg
+		c.Pipeline.MaxActiveBatches, c.Neo4j.MaxConcurrentTransactions = tt.set, tt.txs
+		if got := pipeline.OptionsFromConfig(&c).MaxActiveBatches; got != tt.want {
+			t.Errorf("max_active_batches %d with neo4j.max_concurrent_transactions %d: MaxActiveBatches %d, want %d", tt.set, tt.txs, got, tt.want)
+		}
+	}
 	if o.RevokeTimeout <= 0 || o.RevokeTimeout >= o.RebalanceTimeout {
 		t.Errorf("revoke timeout %v not below rebalance timeout %v", o.RevokeTimeout, o.RebalanceTimeout)
 	}

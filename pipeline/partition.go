@@ -56,6 +56,8 @@ type partition struct {
 	slab    []*Record // reused Records; a batch points into it
 	batch   Batch
 	timer   *time.Timer
+	// active: the worker holds a place among MaxActiveBatches.
+	active  bool
 	corrBuf []byte
 	halt    *StoppedError // set when the batch in hand ends at a bad record
 	dlBuf   []*Record
@@ -241,7 +243,9 @@ func (w *partition) run() {
 		if !ok {
 			return
 		}
-		if len(b.Records) > 0 && !w.deliver(b, decode) {
+		delivered := len(b.Records) == 0 || w.deliver(b, decode)
+		w.leavePlace()
+		if !delivered {
 			return
 		}
 		if w.halt != nil {
@@ -257,6 +261,7 @@ func (w *partition) run() {
 // exit drops what the worker still holds.
 func (w *partition) exit() {
 	w.timer.Stop()
+	w.leavePlace()
 	w.mu.Lock()
 	w.queue = nil
 	bytes := w.dropHeld()
@@ -285,6 +290,10 @@ func (w *partition) fill() (b *Batch, decode time.Duration, ok bool) {
 			size := len(src.Key) + len(src.Value)
 			if len(b.Records) > 0 && b.Bytes+size > o.MaxBytes {
 				return b, decode, true
+			}
+			if len(b.Records) == 0 && !w.takePlace() {
+				// Stopped or aborted while waiting: nothing decoded.
+				return b, decode, w.ctx.Err() == nil
 			}
 			r := w.slot(len(b.Records))
 			t0 := time.Now()
@@ -331,6 +340,40 @@ func (w *partition) fill() (b *Batch, decode time.Duration, ok bool) {
 			return b, decode, false
 		}
 	}
+}
+
+// takePlace waits for a place among the batches decoded or in delivery
+// (MaxActiveBatches); false when the worker is stopped or aborted first.
+// Senders blocked on a channel are served in order, so the places go round
+// the partitions that ask for one.
+func (w *partition) takePlace() bool {
+	if w.c.active == nil || w.active {
+		return true
+	}
+	select {
+	case w.c.active <- struct{}{}:
+		w.active = true
+		return true
+	case <-w.stop:
+		return false
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// leavePlace gives the place back and drops the decoded events of the
+// batch, so that a partition waiting for its next place holds only fetched
+// records; the vectors' and lists' room goes too, since a waiting partition
+// would otherwise keep a batch's worth of it.
+func (w *partition) leavePlace() {
+	if !w.active {
+		return
+	}
+	for _, r := range w.slab {
+		*r = Record{}
+	}
+	w.active = false
+	<-w.c.active
 }
 
 // refill takes the queued records; false when there are none.

@@ -903,7 +903,7 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 		"PIPELINE__BATCH__MAX_BYTES":   strconv.Itoa(maxBytes),
 		// The budget of all partitions: the default, or two such batches
 		// when they are larger (one written, one ready).
-		"PIPELINE__MAX_INFLIGHT_BYTES": strconv.Itoa(max(64<<20, 2*maxBytes)),
+		"PIPELINE__MAX_INFLIGHT_BYTES": strconv.Itoa(max(int(config.Default().Pipeline.MaxInflightBytes), 2*maxBytes)),
 		"ADMIN__ADDR":                  admin,
 		"LOG__LEVEL":                   "warn",
 	}
