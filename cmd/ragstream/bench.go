@@ -1152,7 +1152,14 @@ func runBenchWorker(args []string, stdout, stderr io.Writer) error {
 			w.ready.SetCondition("kafka_group", true, "")
 		}
 	})
-	w.consumer, err = pipeline.New(pipeline.OptionsFromConfig(cfg), kopts,
+	opts := pipeline.OptionsFromConfig(cfg)
+	if cfg.Pipeline.MaxActiveBatches == 0 {
+		// The default bound is one batch per Neo4j transaction turn plus
+		// one ready; without Neo4j there is no turn to wait for, and the
+		// partitions decode and write to Qdrant side by side.
+		opts.MaxActiveBatches = -1
+	}
+	w.consumer, err = pipeline.New(opts, kopts,
 		timedAuthority{pipelinetest.NullAuthority{}, w.metrics}, timedSink{w.qdrant, w.metrics}, nil, log, hooks)
 	if err != nil {
 		w.close()
