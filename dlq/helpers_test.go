@@ -191,36 +191,56 @@ func (c *cluster) readAll(t testing.TB, topic string) []*kgo.Record {
 	if len(want) == 0 {
 		return nil
 	}
+	byPart := map[int32][]*kgo.Record{}
+	var fetchErrs []error // kept for the failure message
 	// Each partition from offset 0, named: no offset reset to resolve on a
 	// topic created moments ago (two CI runs waited a minute for some
 	// partitions of a fresh DLQ topic with ConsumeTopics, no fetch error).
-	parts := map[int32]kgo.Offset{}
-	for p := range want {
-		parts[p] = kgo.NewOffset().At(0)
-	}
-	cl, err := kgo.NewClient(append(c.opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))...)
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	defer cl.Close()
-	byPart := map[int32][]*kgo.Record{}
-	var fetchErrs []error // kept for the failure message
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
+	// A client that brings nothing for 15 s is replaced by a new one that
+	// goes on from the records read so far: one CI run still waited a
+	// minute for two partitions, with no fetch error.
+	for attempt := 1; len(want) > 0; attempt++ {
+		parts := map[int32]kgo.Offset{}
+		for p := range want {
+			next := int64(0)
+			if rs := byPart[p]; len(rs) > 0 {
+				next = rs[len(rs)-1].Offset + 1
+			}
+			parts[p] = kgo.NewOffset().At(next)
+		}
+		if attempt > 1 {
+			t.Logf("reading %s: nothing for 15 s from partitions %v; reading them again with a new client (attempt %d)", topic, want, attempt)
+		}
+		cl, err := kgo.NewClient(append(c.opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))...)
+		if err != nil {
+			t.Fatalf("consumer: %v", err)
+		}
+		stall, cancelStall := context.WithTimeout(ctx, 15*time.Second)
+		for len(want) > 0 && stall.Err() == nil {
+			fs := cl.PollFetches(stall)
+			fs.EachError(func(_ string, p int32, err error) {
+				if len(fetchErrs) < 10 && !errors.Is(err, context.DeadlineExceeded) {
+					fetchErrs = append(fetchErrs, fmt.Errorf("partition %d: %w", p, err))
+				}
+			})
+			got := 0
+			fs.EachRecord(func(r *kgo.Record) {
+				got++
+				byPart[r.Partition] = append(byPart[r.Partition], r)
+				if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+					delete(want, r.Partition)
+				}
+			})
+			if got > 0 {
+				cancelStall()
+				stall, cancelStall = context.WithTimeout(ctx, 15*time.Second)
+			}
+		}
+		cancelStall()
+		cl.Close()
+		if err := ctx.Err(); err != nil && len(want) > 0 {
 			t.Fatalf("reading %s: %v (still waiting for %v; fetch errors: %v)", topic, err, want, fetchErrs)
 		}
-		fs.EachError(func(_ string, p int32, err error) {
-			if len(fetchErrs) < 10 {
-				fetchErrs = append(fetchErrs, fmt.Errorf("partition %d: %w", p, err))
-			}
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			byPart[r.Partition] = append(byPart[r.Partition], r)
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
-		})
 	}
 	var out []*kgo.Record
 	for p := int32(0); len(byPart) > 0; p++ {
