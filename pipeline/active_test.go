@@ -31,6 +31,9 @@ func (s *concurrentStore) Apply(ctx context.Context, b *pipeline.Batch, follow f
 // delivery at once than the bound allows, yet every partition gets its
 // turn and every record is written in order and committed. Without the
 // bound all six deliver at once, which is what the bound is there to stop.
+// BatchStats.Wait (ragstream_stage_duration_seconds{stage="wait"}) shows the
+// time batches spent waiting for a place: some with the bound, none
+// without.
 func TestActiveBatches(t *testing.T) {
 	const parts = 6
 	for _, tt := range []struct {
@@ -52,11 +55,22 @@ func TestActiveBatches(t *testing.T) {
 			sink := pipelinetest.NewStore("qdrant")
 			o := testOptions(group, topic)
 			o.MaxRecords, o.MaxActiveBatches = 20, tt.active
-			start(t, cl, o, auth, sink, nil, pipeline.Hooks{})
+			var waited, batches atomic.Int32
+			hooks := pipeline.Hooks{Batch: func(s pipeline.BatchStats) {
+				batches.Add(1)
+				if s.Wait > 0 {
+					waited.Add(1)
+				}
+			}}
+			start(t, cl, o, auth, sink, nil, hooks)
 
 			waitCommitted(t, cl, group, topic, ends(recs), 60*time.Second)
 			if got := auth.most.Load(); got < tt.min || got > tt.max {
 				t.Errorf("at most %d batches applied at once, want %d to %d (MaxActiveBatches %d)", got, tt.min, tt.max, tt.active)
+			}
+			if bounded := tt.active > 0; bounded != (waited.Load() > 0) {
+				t.Errorf("%d of %d batches report a wait for a place with MaxActiveBatches %d, want some only with a bound",
+					waited.Load(), batches.Load(), tt.active)
 			}
 			checkOrder(t, auth.Store, topic, parts)
 			total := 0

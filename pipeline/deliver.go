@@ -801,7 +801,7 @@ func (c *Consumer) retry(ctx context.Context, op func(context.Context) error, on
 // finish marks a delivered batch for commit and reports it.
 func (w *partition) finish(b *Batch, n, bytes int, decode, sink time.Duration, attempts int) {
 	st := BatchStats{Topic: w.k.t, Partition: w.k.p, Records: len(b.Records), Bytes: b.Bytes,
-		Decode: decode, Sink: sink, Attempts: attempts, FirstOffset: -1, LastOffset: -1}
+		Decode: decode, Sink: sink, Wait: w.waited, Attempts: attempts, FirstOffset: -1, LastOffset: -1}
 	if len(b.Records) > 0 {
 		first, last := b.Records[0].Src, b.Records[len(b.Records)-1].Src
 		st.FirstOffset, st.LastOffset = first.Offset, last.Offset

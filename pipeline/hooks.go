@@ -59,6 +59,10 @@ type BatchStats struct {
 	// stores, retries and pauses included.
 	Decode time.Duration
 	Sink   time.Duration
+	// Wait is how long the partition waited for a place among the batches
+	// decoded or in delivery at once (MaxActiveBatches) before it decoded
+	// the batch: the time the batch spent behind others for the stores.
+	Wait time.Duration
 	// Attempts counts the calls of Authority.Apply for the batch.
 	Attempts int
 }

@@ -56,8 +56,10 @@ type partition struct {
 	slab    []*Record // reused Records; a batch points into it
 	batch   Batch
 	timer   *time.Timer
-	// active: the worker holds a place among MaxActiveBatches.
+	// active: the worker holds a place among MaxActiveBatches; waited is
+	// how long it waited for the place of the batch in hand.
 	active  bool
+	waited  time.Duration
 	corrBuf []byte
 	halt    *StoppedError // set when the batch in hand ends at a bad record
 	dlBuf   []*Record
@@ -352,7 +354,14 @@ func (w *partition) takePlace() bool {
 	}
 	select {
 	case w.c.active <- struct{}{}:
-		w.active = true
+		w.active, w.waited = true, 0
+		return true
+	default:
+	}
+	t0 := time.Now()
+	select {
+	case w.c.active <- struct{}{}:
+		w.active, w.waited = true, time.Since(t0)
 		return true
 	case <-w.stop:
 		return false

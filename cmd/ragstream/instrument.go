@@ -146,6 +146,7 @@ func pipelineHooks(m *metrics.Metrics, joined func(bool)) pipeline.Hooks {
 		Keyless:  func(t string, _ int32) { m.Unkeyed(t, 1) },
 		Batch: func(s pipeline.BatchStats) {
 			m.ObserveBatch(s.Records, s.Bytes)
+			m.ObserveStage(metrics.StageWait, s.Wait)
 			m.ObserveStage(metrics.StageDecode, s.Decode)
 			m.ObserveStage(metrics.StageSink, s.Sink)
 			for o, n := range s.Outcomes {

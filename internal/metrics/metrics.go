@@ -46,6 +46,9 @@ const (
 	StageFold   = "fold"
 	StageSink   = "sink"
 	StageCommit = "commit"
+	// StageWait is the wait of a partition for a place among the batches
+	// decoded or being written at once (pipeline.max_active_batches).
+	StageWait = "wait"
 )
 
 // Sink call results: the result label of ragstream_sink_duration_seconds,
@@ -191,7 +194,7 @@ func New(build buildinfo.Info, opts ...Option) *Metrics {
 	m.batchBytes = m.histogram("batch_bytes",
 		"Bytes (record keys and values) per batch handed to the sinks.", byteBuckets)
 	m.stage = m.histogramVec("stage_duration_seconds",
-		"Time one batch spends in a pipeline stage: decode, fold, sink, commit.", callBuckets, "stage")
+		"Time one batch spends in a pipeline stage: wait (for a place among the active batches), decode, fold, sink, commit.", callBuckets, "stage")
 	m.sink = m.histogramVec("sink_duration_seconds",
 		"Duration of one sink call, by sink, operation and result (ok, transient, permanent, down).", callBuckets, "sink", "op", "result")
 	m.paused = m.gaugeVec("partitions_paused",
