@@ -105,6 +105,9 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 		parts:     make(map[tp]*partition),
 		memWait:   make(map[*partition]struct{}),
 	}
+	if o.MaxActiveBatches > 0 {
+		c.active = make(chan struct{}, o.MaxActiveBatches)
+	}
 	// A partition pauses above (MaxInflightBatches-1) batches. A poll
 	// takes everything franz-go has buffered, so a partition holds at most
 	// that plus what one fetch returned for it (FetchMaxPartitionBytes).
@@ -113,9 +116,6 @@ func New(opts Options, kafka []kgo.Opt, auth Authority, sink Sink, dl DeadLetter
 	// it is paused and fetches it again on resume: with polls of one batch,
 	// a partition pausing at every batch had each record fetched,
 	// decompressed and decoded four times at batch 100.
-	if o.MaxActiveBatches > 0 {
-		c.active = make(chan struct{}, o.MaxActiveBatches)
-	}
 	c.holdRecords = (o.MaxInflightBatches - 1) * o.MaxRecords
 	c.holdBytes = (o.MaxInflightBatches - 1) * o.MaxBytes
 
