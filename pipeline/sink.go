@@ -34,12 +34,18 @@ type Sink interface {
 	Write(ctx context.Context, writes []Write) error
 }
 
-type isolatingKey struct{}
+// callMark is a context key marking what a store call is for.
+type callMark int
+
+const (
+	isolatingMark callMark = iota
+	probeMark
+)
 
 // WithIsolating marks ctx as that of a store call made while isolating the
 // culprits of a refused batch (DESIGN.md §5).
 func WithIsolating(ctx context.Context) context.Context {
-	return context.WithValue(ctx, isolatingKey{}, true)
+	return context.WithValue(ctx, isolatingMark, true)
 }
 
 // Isolating reports whether ctx is that of a call isolating the culprits of
@@ -47,25 +53,17 @@ func WithIsolating(ctx context.Context) context.Context {
 // search ends, so an authority that queues calls (the Neo4j sink's
 // transaction turns) serves it ahead of the others, and a partition with a
 // refused record does not fall behind all of them.
-func Isolating(ctx context.Context) bool {
-	v, _ := ctx.Value(isolatingKey{}).(bool)
-	return v
-}
-
-type probeKey struct{}
+func Isolating(ctx context.Context) bool { return ctx.Value(isolatingMark) != nil }
 
 // WithProbe marks ctx as that of a probe: the authority applies one record
 // in a transaction whose follower refuses on purpose, to learn whether the
 // authority takes the record alone.
 func WithProbe(ctx context.Context) context.Context {
-	return context.WithValue(ctx, probeKey{}, true)
+	return context.WithValue(ctx, probeMark, true)
 }
 
 // Probing reports whether ctx is a probe's (WithProbe). An authority that
 // calls the follower before its statements are done must not then: the
 // follower's refusal would end the transaction before the authority had
 // judged the record.
-func Probing(ctx context.Context) bool {
-	v, _ := ctx.Value(probeKey{}).(bool)
-	return v
-}
+func Probing(ctx context.Context) bool { return ctx.Value(probeMark) != nil }

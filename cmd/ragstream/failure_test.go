@@ -1117,8 +1117,7 @@ func runOutage(t *testing.T, e *workerEnv, tw *testWorker, tenants []string, o *
 	// A partition pauses for a store being down while its batch is in
 	// delivery; the others wait for a place (pipeline.max_active_batches),
 	// their fetching paused by backpressure (the consumed count above).
-	c := tw.cfg.Pipeline
-	if want := min(int(e.partitions), c.ActiveBatches(tw.cfg.Neo4j.MaxConcurrentTransactions)); seen.maxPaused < float64(want) {
+	if want := min(int(e.partitions), tw.cfg.Pipeline.ActiveBatches(tw.cfg.Neo4j.MaxConcurrentTransactions)); seen.maxPaused < float64(want) {
 		t.Errorf("at most %v of %d partitions were paused for a store being down while %s was down, want %d (one per active batch)",
 			seen.maxPaused, e.partitions, o.store, want)
 	}
