@@ -83,6 +83,7 @@ type e2eOptions struct {
 	latencyFor  time.Duration
 	latencyRate float64
 	nullNeo4j   bool
+	workerProcs int
 	timeout     time.Duration
 	keep        bool
 	logDir      string
@@ -107,6 +108,7 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	fs.DurationVar(&o.latencyFor, "latency-duration", 20*time.Second, "how long the latency phase produces; 0 skips it")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency phase; 0 means half the measured rate")
 	fs.BoolVar(&o.nullNeo4j, "null-neo4j", false, "run the worker with a null authority instead of the Neo4j sink (ragstream bench worker)")
+	fs.IntVar(&o.workerProcs, "worker-procs", 1, "GOMAXPROCS of the worker: 1 measures a replica with one core of its own, as\ncompose.yaml deploys it (cpus: 1); 0 leaves it to Go (the container's CPU limit, else\nevery core, which on a machine shared with Kafka and Neo4j spends more CPU per event)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run whose events are not all committed by then")
 	fs.BoolVar(&o.keep, "keep", false, "keep each run's topic, group, collection and Neo4j tenants")
 	fs.StringVar(&o.logDir, "log-dir", "", "directory for the workers' logs; empty means a temporary one")
@@ -168,6 +170,9 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	if o.latencyRate < 0 {
 		problems = append(problems, fmt.Sprintf("--latency-rate: must not be negative, got %g", o.latencyRate))
 	}
+	if o.workerProcs < 0 {
+		problems = append(problems, fmt.Sprintf("--worker-procs: must not be negative, got %d", o.workerProcs))
+	}
 	if o.neo4jTO <= 0 {
 		problems = append(problems, fmt.Sprintf("--neo4j-timeout: must be positive, got %s", o.neo4jTO))
 	}
@@ -197,6 +202,8 @@ type e2eResult struct {
 	Batch      int    `json:"batch"`
 	Events     int    `json:"events"`
 	Partitions int    `json:"partitions"`
+	// WorkerProcs is the worker's GOMAXPROCS; 0 means Go's default.
+	WorkerProcs int `json:"worker_procs"`
 	// Seconds runs from the worker's group assignment to the last event
 	// committed; EventsPerSec is Events over it.
 	Seconds      float64 `json:"seconds"`
@@ -317,8 +324,12 @@ func runBenchE2E(args []string, stdout, stderr io.Writer, workerCmd []string) er
 	if o.nullNeo4j {
 		authority = "null authority (Neo4j sink swapped out)"
 	}
-	fmt.Fprintf(stdout, "ragstream bench e2e: Kafka %s, %s, %s; %d partitions, %d dims; worker logs in %s\n",
-		strings.Join(o.brokers, ","), authority, where, o.partitions, o.dims, env.logDir)
+	procs := "GOMAXPROCS left to Go"
+	if o.workerProcs > 0 {
+		procs = fmt.Sprintf("GOMAXPROCS %d", o.workerProcs)
+	}
+	fmt.Fprintf(stdout, "ragstream bench e2e: Kafka %s, %s, %s; %d partitions, %d dims; worker %s, logs in %s\n",
+		strings.Join(o.brokers, ","), authority, where, o.partitions, o.dims, procs, env.logDir)
 
 	var results []e2eResult
 	var errs []error
@@ -376,7 +387,7 @@ func (e *benchEnv) run(ctx context.Context, batch int) (res e2eResult, err error
 	topic := fmt.Sprintf("ragstream-bench-%s-b%d", id, batch)
 	coll := fmt.Sprintf("bench_%s_b%d", id, batch)
 	prefix := "bench-" + id
-	res = e2eResult{Bench: "e2e", Authority: "neo4j", Batch: batch, Events: n, Partitions: o.partitions,
+	res = e2eResult{Bench: "e2e", Authority: "neo4j", Batch: batch, Events: n, Partitions: o.partitions, WorkerProcs: o.workerProcs,
 		Topic: topic, Collection: coll, TenantPrefix: prefix}
 	if o.nullNeo4j {
 		res.Authority = "null"
@@ -910,6 +921,9 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 	environ := os.Environ()
 	for k, v := range settings {
 		environ = append(environ, config.EnvPrefix+k+"="+v)
+	}
+	if o.workerProcs > 0 {
+		environ = append(environ, "GOMAXPROCS="+strconv.Itoa(o.workerProcs))
 	}
 	environ = dedupEnv(environ)
 	if _, _, err := config.Load(config.LoadOptions{File: o.configFile, Sets: o.sets, Environ: environ}); err != nil {

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,7 @@ func TestBenchUsage(t *testing.T) {
 		{"timeout", []string{"e2e", "--timeout", "0s"}, "--timeout: must be positive"},
 		{"neo4j timeout", []string{"e2e", "--neo4j-timeout", "-1s"}, "--neo4j-timeout: must be positive"},
 		{"rate", []string{"e2e", "--latency-rate", "-5"}, "--latency-rate: must not be negative"},
+		{"worker procs", []string{"e2e", "--worker-procs", "-1"}, "--worker-procs: must not be negative"},
 		{"extra argument", []string{"e2e", "now"}, `unexpected argument "now"`},
 		// The worker's configuration is checked before any service is
 		// touched: the brokers here do not exist.
@@ -94,6 +97,44 @@ func TestBenchUsage(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestWorkerProcs checks that --worker-procs reaches the worker's
+// environment as GOMAXPROCS, after any GOMAXPROCS of the bench's own, and
+// that 0 leaves the environment alone.
+func TestWorkerProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "7")
+	tests := []struct {
+		name  string
+		procs int
+		want  string
+	}{
+		{"one core", 1, "1"},
+		{"two cores", 2, "2"},
+		{"left to Go", 0, "7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseBenchE2E([]string{"--worker-procs", strconv.Itoa(tt.procs)}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := &benchEnv{o: o, qdrant: "127.0.0.1:6334"}
+			env, err := e.workerEnviron("t", "c", 100, "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, kv := range env {
+				if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+					got = append(got, v)
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("GOMAXPROCS in the worker's environment: %q, want [%q]", got, tt.want)
 			}
 		})
 	}

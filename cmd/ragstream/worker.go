@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -225,7 +226,7 @@ func (w *worker) run(ctx context.Context) error {
 		return err
 	}
 	w.log.Info().Str("admin", w.server.Addr()).Strs("topics", w.cfg.Kafka.Topics).
-		Str("group", w.cfg.Kafka.Group).Msg("ragstream worker starting")
+		Str("group", w.cfg.Kafka.Group).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("ragstream worker starting")
 
 	bg, bgCancel := context.WithCancel(context.Background())
 	defer bgCancel()
