@@ -10,7 +10,7 @@ LDFLAGS   := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/int
 BIN       := bin/ragstream
 STATICCHECK_VERSION := v0.8.2
 BENCH     ?= .
-BENCHTIME ?= 1s
+BENCHTIME ?=
 
 .PHONY: help demo build test bench up down lint clean
 

@@ -35,6 +35,10 @@
 #   BENCH_E2E_LATENCY          length of each latency phase, default 20s
 #   BENCH_NULL_BATCH           batch size of the null-Neo4j run, default 1000
 #   BENCH_NULL_EVENTS          events of the null-Neo4j run, default 100000
+#   BENCH_PIPELINE_BENCHTIME   -benchtime of the pipeline package when BENCHTIME
+#                              is not given, default 5x: one op is 20,000
+#                              records (~0.5 s), and 1s gave two ops, whose
+#                              figure moved by a fifth from run to run
 #   BENCH_NEO4J_BENCHTIME      -benchtime of the Neo4j sink benchmark; default
 #                              10000/batch iterations, at least 5x (100x at batch
 #                              100, 10x at 1000, 5x at 5000), so that each ceiling
@@ -56,6 +60,8 @@ E2E_LATENCY=${BENCH_E2E_LATENCY:-20s}
 NULL_BATCH=${BENCH_NULL_BATCH:-1000}
 NULL_EVENTS=${BENCH_NULL_EVENTS:-100000}
 NEO4J_BENCHTIME=${BENCH_NEO4J_BENCHTIME:-5x}
+PIPELINE_BENCHTIME=${BENCH_PIPELINE_BENCHTIME:-5x}
+[[ -n ${2:-} ]] && PIPELINE_BENCHTIME=$BENCHTIME
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p .cache
@@ -179,6 +185,7 @@ if [[ $BENCH_GO != 0 ]]; then
 		((needs)) && ensure_services
 		bt=$BENCHTIME
 		[[ $name == neo4j ]] && bt=$NEO4J_BENCHTIME
+		[[ $name == pipeline ]] && bt=$PIPELINE_BENCHTIME
 		section "go test -bench '$BENCH' -benchtime $bt${cpu:+ -cpu $cpu} $pkg"
 		capture "$name" go test -run '^$' -bench "$BENCH" -benchtime "$bt" -benchmem ${cpu:+-cpu "$cpu"} -timeout 60m "$pkg"
 	done
