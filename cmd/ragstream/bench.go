@@ -108,7 +108,7 @@ func parseBenchE2E(args []string, stderr io.Writer) (e2eOptions, error) {
 	fs.DurationVar(&o.latencyFor, "latency-duration", 20*time.Second, "how long the latency phase produces; 0 skips it")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency phase; 0 means half the measured rate")
 	fs.BoolVar(&o.nullNeo4j, "null-neo4j", false, "run the worker with a null authority instead of the Neo4j sink (ragstream bench worker)")
-	fs.IntVar(&o.workerProcs, "worker-procs", 1, "GOMAXPROCS of the worker: 1 measures a replica with one core of its own, as\ncompose.yaml deploys it (cpus: 1); 0 leaves it to Go (the container's CPU limit, else\nevery core, which on a machine shared with Kafka and Neo4j spends more CPU per event)")
+	fs.IntVar(&o.workerProcs, "worker-procs", 1, "GOMAXPROCS of the worker: 1 measures a replica with one core of its own, as\ncompose.yaml deploys it (GOMAXPROCS=1); 0 leaves it to Go (every core, or a container's\nCPU limit but at least 2, which spends more CPU per event)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up on a run whose events are not all committed by then")
 	fs.BoolVar(&o.keep, "keep", false, "keep each run's topic, group, collection and Neo4j tenants")
 	fs.StringVar(&o.logDir, "log-dir", "", "directory for the workers' logs; empty means a temporary one")

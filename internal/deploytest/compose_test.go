@@ -104,6 +104,17 @@ func TestComposeRagstreamServiceConfigLoads(t *testing.T) {
 		t.Errorf("addresses %v %s %s do not point at the compose services", cfg.Kafka.Brokers, cfg.Qdrant.Addr, cfg.Neo4j.URI)
 	}
 
+	// One core per replica, and a Go scheduler sized to it: Go derives at
+	// least 2 from a CPU limit, so GOMAXPROCS is set as well.
+	if svc.CPUS != 1 {
+		t.Errorf("ragstream cpus: %v, want 1", svc.CPUS)
+	}
+	if v := svc.Environment["GOMAXPROCS"]; v == nil {
+		t.Error("ragstream GOMAXPROCS: not set, want 1")
+	} else if *v != "1" {
+		t.Errorf("ragstream GOMAXPROCS: %q, want 1", *v)
+	}
+
 	// The healthcheck probes readiness on the admin port with the binary
 	// itself (the image has no curl).
 	hc := svc.HealthCheck
