@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -173,21 +175,10 @@ func (s *Sink) attempt(ctx context.Context, tx *runner, valid []*pipeline.Record
 	if err := tx.execTyped(ctx, "recompute relationships", cypherRelationReplace, relReplace); err != nil {
 		return err
 	}
-	if err := tx.merge(ctx, "merge entities", cypherEntityMerge, cypherEntityMergeGeneral, entityMergeRows(p.entIn), false); err != nil {
+	if err := tx.write(ctx, entityMergeRows(p.entIn), p.upserts, relationMergeRows(p.relIn)); err != nil {
 		return err
 	}
-	for _, st := range []struct {
-		name, cypher string
-		rows         []any
-	}{
-		{"upsert chunks", cypherUpsertChunks, p.upserts},
-		{"remove deletion markers", cypherUnmark, p.unmarks},
-	} {
-		if err := tx.exec(ctx, st.name, st.cypher, st.rows, params); err != nil {
-			return err
-		}
-	}
-	if err := tx.merge(ctx, "merge relationships", cypherRelationMerge, cypherRelationMergeGeneral, relationMergeRows(p.relIn), true); err != nil {
+	if err := tx.exec(ctx, "remove deletion markers", cypherUnmark, p.unmarks, params); err != nil {
 		return err
 	}
 	if err := tx.exec(ctx, "delete orphaned entities", cypherDropOrphans, entityKeyRows(p.entOut), nil); err != nil {
@@ -441,37 +432,32 @@ func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) e
 	return nil
 }
 
-// merge runs a merge's fast statement over rows, then its general statement
-// over the rows the fast one returned; typed merges are templates run once
-// per relationship type.
-func (r *runner) merge(ctx context.Context, step, fast, general string, rows []any, typed bool) error {
-	groups := []typeGroup{{rows: rows}}
-	if typed {
-		groups = byType(rows)
+// write runs the batch's merges and upserts as one statement
+// (writeStatement), then the general paths of the merges over the rows their
+// fast paths left.
+func (r *runner) write(ctx context.Context, ents, chunks, rels []any) error {
+	groups := byType(rels)
+	slices.SortFunc(groups, func(a, b typeGroup) int { return strings.Compare(a.typ, b.typ) })
+	q, params, ok, err := writeStatement(ents, chunks, groups)
+	if err != nil || !ok {
+		return err
 	}
-	for _, g := range groups {
-		qf, qg := fast, general
-		if typed {
-			var err error
-			if qf, err = relType(fast, g.typ); err != nil {
-				return err
-			}
-			if qg, err = relType(general, g.typ); err != nil {
-				return err
-			}
+	var entLeft, relLeft []any
+	if err := r.run(ctx, "write entities, chunks and relationships", q, params, func(rec *neo4j.Record) error {
+		for _, i := range rec.Values[0].([]any) {
+			entLeft = append(entLeft, ents[i.(int64)])
 		}
-		var left []any
-		if err := r.query(ctx, step, qf, g.rows, func(rec *neo4j.Record) error {
-			left = append(left, rows[rec.Values[0].(int64)])
-			return nil
-		}); err != nil {
-			return err
+		for _, i := range rec.Values[1].([]any) {
+			relLeft = append(relLeft, rels[i.(int64)])
 		}
-		if err := r.exec(ctx, step+" (general)", qg, left, nil); err != nil {
-			return err
-		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	return nil
+	if err := r.exec(ctx, "merge entities (general)", cypherEntityMergeGeneral, entLeft, nil); err != nil {
+		return err
+	}
+	return r.execTyped(ctx, "merge relationships (general)", cypherRelationMergeGeneral, relLeft)
 }
 
 // typeGroup is the rows of one relationship type.
@@ -503,13 +489,18 @@ func (r *runner) query(ctx context.Context, step, cypher string, rows []any, fn 
 	if len(rows) == 0 {
 		return nil
 	}
+	return r.run(ctx, step, cypher, map[string]any{"rows": rows}, fn)
+}
+
+// run runs a statement and hands each result record to fn.
+func (r *runner) run(ctx context.Context, step, cypher string, params map[string]any, fn func(*neo4j.Record) error) error {
 	if r.interrupt != nil {
 		if err := r.interrupt(); err != nil {
 			return err
 		}
 	}
 	r.setStep(step)
-	res, err := r.tx.Run(ctx, cypher, map[string]any{"rows": rows})
+	res, err := r.tx.Run(ctx, cypher, params)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package neo4j
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -11,9 +12,10 @@ import (
 // pattern with a dynamic (or no) type into a scan of every relationship, so
 // the statements that match or merge typed relationships are templates whose
 // <TYPE> relType fills with one allow-listed type, and their rows are grouped
-// by type. Each write statement UNWINDs a list of rows ($rows), so a batch
-// costs a handful of round trips whatever its size. docs/neo4j-model.md
-// explains each one.
+// by type. Each statement UNWINDs a list of rows, so a batch costs a handful
+// of round trips whatever its size, and a batch of new chunks three: the
+// reading of its keys, one write statement (writeStatement) and the commit.
+// docs/neo4j-model.md explains each one.
 
 // setupStatements create the uniqueness constraints that back every MERGE on
 // a key, and the index the tombstone sweep scans.
@@ -148,15 +150,16 @@ const (
 // key), props (keys to vals) and uniform (every key at rank).
 
 // mergeFast is the test and the SET of the fast path; n is locked by the
-// statement's first SET before anything of it is read.
-func mergeFast(own, set string) string {
+// statement's first SET before anything of it is read. It returns the
+// indexes of the rows left for the general path as the list out.
+func mergeFast(own, set, out string) string {
 	return `
 WITH n, r, coalesce(n._rank, '') AS top, n._pk IS NULL AS plain, [k IN keys(n) WHERE NOT k IN ` + own + `] AS uk, n.type AS old
 WITH n, r, old, r.uniform AND r.rank >= top AND plain AND all(k IN uk WHERE k IN r.keys) AS fast,
      r.rank < top AND plain AND all(k IN r.keys WHERE k IN uk) AS lost
 FOREACH (_ IN CASE WHEN fast THEN [1] ELSE [] END | ` + set + `)
 WITH r, fast, lost WHERE NOT fast AND NOT lost
-RETURN r.i AS i`
+RETURN collect(r.i) AS ` + out
 }
 
 // mergeKeys is the general path for n, locked by the statement's first SET.
@@ -178,18 +181,26 @@ SET n._rank = newTop,
     n._pr = CASE WHEN size(exc) = 0 THEN null ELSE [e IN exc | e[1]] END`
 }
 
-// cypherEntityMerge merges the batch's incoming assertions into each entity
+// The batch's merges and upserts run as one statement, assembled by
+// writeStatement from the parts below: each part is a CALL subquery over a
+// parameter list of its own, so a batch that brings new chunks, entities and
+// relationships of several types costs one round trip for all of them. The
+// parts run in the order of the separate statements they replace (entities,
+// chunks, then relationships type by type, in name order).
+
+// entityMergePart merges the batch's incoming assertions into each entity
 // (one row per entity, already merged among themselves), creating it when
 // new; on the fast path the row also sets name, type and the type label.
 // Rows are sorted by key, so concurrent batches lock shared entities in one
-// order. Rows: {i, tenant, id, name, type, rank, keys, vals, ranks, props,
-// uniform}; returns the rows left for cypherEntityMergeGeneral.
-var cypherEntityMerge = `
-UNWIND $rows AS r
+// order. Rows ($ents): {i, tenant, id, name, type, rank, keys, vals, ranks,
+// props, uniform}; returns, as ents, the indexes of the rows left for
+// cypherEntityMergeGeneral.
+var entityMergePart = `
+UNWIND $ents AS r
 MERGE (n:Entity {tenant: r.tenant, id: r.id})
 SET n._rank = coalesce(n._rank, '')` + mergeFast(entityOwn, `
   SET n += r.props, n._rank = r.rank, n.name = r.name, n.type = r.type, n:$(r.type)
-  FOREACH (l IN CASE WHEN old IS NULL OR old = r.type THEN [] ELSE [old] END | REMOVE n:$(l))`)
+  FOREACH (l IN CASE WHEN old IS NULL OR old = r.type THEN [] ELSE [old] END | REMOVE n:$(l))`, "ents")
 
 // cypherEntityMergeGeneral merges the rows the fast path left, key by key;
 // the highest rank also sets name, type and the type label.
@@ -203,12 +214,12 @@ WITH n, r, n.type AS old WHERE old IS NULL OR old <> r.type
 FOREACH (l IN CASE WHEN old IS NULL THEN [] ELSE [old] END | REMOVE n:$(l))
 SET n:$(r.type), n.type = r.type`
 
-// cypherUpsertChunks writes chunks and MENTIONS to the entities they newly
-// name (the entities exist: cypherEntityMerge ran first). props sets every
+// chunkUpsertPart writes chunks and MENTIONS to the entities they newly
+// name (the entities exist: entityMergePart ran first). props sets every
 // stored field; a null removes a field the record no longer has.
-// Rows: {tenant, id, props, mentions}.
-const cypherUpsertChunks = `
-UNWIND $rows AS r
+// Rows ($chunks): {tenant, id, props, mentions}.
+const chunkUpsertPart = `
+UNWIND $chunks AS r
 MERGE (c:Chunk {tenant: r.tenant, id: r.id})
 SET c += r.props
 WITH c, r
@@ -223,18 +234,55 @@ UNWIND $rows AS r
 MATCH (t:ChunkTombstone {tenant: r.tenant, id: r.id})
 DELETE t`
 
-// cypherRelationMerge merges the batch's incoming assertions into each
+// relationMergePart merges the batch's incoming assertions into each
 // relationship, creating it when new, and adds the asserting chunks to its
-// sources. Template (one type); rows: {i, tenant, from, to, srcs, rank, keys,
-// vals, ranks, props, uniform}; returns the rows left for
-// cypherRelationMergeGeneral.
-var cypherRelationMerge = `
-UNWIND $rows AS r
+// sources. Template (one type, its rows in $<REL>); rows: {i, tenant, from,
+// to, srcs, rank, keys, vals, ranks, props, uniform}; returns, as <REL>, the
+// indexes of the rows left for cypherRelationMergeGeneral.
+var relationMergePart = `
+UNWIND $<REL> AS r
 MATCH (a:Entity {tenant: r.tenant, id: r.from})
 MATCH (b:Entity {tenant: r.tenant, id: r.to})
 MERGE (a)-[n:<TYPE>]->(b)
 SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n.sources, [])]` +
-	mergeFast(relationOwn, `SET n += r.props, n._rank = r.rank`)
+	mergeFast(relationOwn, `SET n += r.props, n._rank = r.rank`, "<REL>")
+
+// writeStatement assembles the batch's write from the parts that have rows:
+// ents and chunks, and rels grouped by type in name order (so the
+// statement's text depends only on which parts it has, and Neo4j plans each
+// variant once). It returns the statement, its parameters, and false when
+// there is nothing to write. The statement returns one record: ents and
+// rels, the indexes of the rows left for the general paths.
+func writeStatement(ents, chunks []any, rels []typeGroup) (string, map[string]any, bool, error) {
+	var b strings.Builder
+	params := map[string]any{}
+	part := func(cypher string) { b.WriteString("CALL () {" + cypher + "\n}\n") }
+	entsOut, relsOut := "[]", "[]"
+	if len(ents) > 0 {
+		part(entityMergePart)
+		params["ents"] = ents
+		entsOut = "ents"
+	}
+	if len(chunks) > 0 {
+		part(chunkUpsertPart)
+		params["chunks"] = chunks
+	}
+	for i, g := range rels {
+		q, err := relType(relationMergePart, g.typ)
+		if err != nil {
+			return "", nil, false, err
+		}
+		name := "rels" + strconv.Itoa(i)
+		part(strings.ReplaceAll(q, "<REL>", name))
+		params[name] = g.rows
+		relsOut += " + " + name
+	}
+	if len(params) == 0 {
+		return "", nil, false, nil
+	}
+	b.WriteString("RETURN " + entsOut + " AS ents, " + relsOut + " AS rels")
+	return b.String(), params, true, nil
+}
 
 // cypherRelationMergeGeneral merges the rows the fast path left, key by key.
 // Template (one type).
