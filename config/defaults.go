@@ -64,7 +64,7 @@ func Default() Config {
 				Linger:     Duration(50 * time.Millisecond),
 			},
 			MaxInflightBatches:     2,
-			MaxInflightBytes:       32 << 20,
+			MaxInflightBytes:       24 << 20,
 			DrainTimeout:           Duration(20 * time.Second),
 			TombstoneRetention:     Duration(7 * 24 * time.Hour),
 			TombstoneSweepInterval: Duration(time.Hour),

@@ -125,7 +125,7 @@ func DefaultOptions() Options {
 		MaxBytes:               8 << 20,
 		Linger:                 50 * time.Millisecond,
 		MaxInflightBatches:     2,
-		MaxInflightBytes:       32 << 20,
+		MaxInflightBytes:       24 << 20,
 		MaxActiveBatches:       2,
 		MaxRecordBytes:         4 << 20,
 		RevokeTimeout:          10 * time.Second,
