@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -436,9 +434,7 @@ func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) e
 // (writeStatement), then the general paths of the merges over the rows their
 // fast paths left.
 func (r *runner) write(ctx context.Context, ents, chunks, rels []any) error {
-	groups := byType(rels)
-	slices.SortFunc(groups, func(a, b typeGroup) int { return strings.Compare(a.typ, b.typ) })
-	q, params, ok, err := writeStatement(ents, chunks, groups)
+	q, params, ok, err := writeStatement(ents, chunks, rels)
 	if err != nil || !ok {
 		return err
 	}

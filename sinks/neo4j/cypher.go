@@ -2,6 +2,7 @@ package neo4j
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -253,7 +254,9 @@ SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n
 // variant once). It returns the statement, its parameters, and false when
 // there is nothing to write. The statement returns one record: ents and
 // rels, the indexes of the rows left for the general paths.
-func writeStatement(ents, chunks []any, rels []typeGroup) (string, map[string]any, bool, error) {
+func writeStatement(ents, chunks, rels []any) (string, map[string]any, bool, error) {
+	groups := byType(rels)
+	slices.SortFunc(groups, func(a, b typeGroup) int { return strings.Compare(a.typ, b.typ) })
 	var b strings.Builder
 	params := map[string]any{}
 	part := func(cypher string) { b.WriteString("CALL () {" + cypher + "\n}\n") }
@@ -267,7 +270,7 @@ func writeStatement(ents, chunks []any, rels []typeGroup) (string, map[string]an
 		part(chunkUpsertPart)
 		params["chunks"] = chunks
 	}
-	for i, g := range rels {
+	for i, g := range groups {
 		q, err := relType(relationMergePart, g.typ)
 		if err != nil {
 			return "", nil, false, err
