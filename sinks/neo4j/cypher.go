@@ -14,8 +14,9 @@ import (
 // the statements that match or merge typed relationships are templates whose
 // <TYPE> relType fills with one allow-listed type, and their rows are grouped
 // by type. Each statement UNWINDs a list of rows, so a batch costs a handful
-// of round trips whatever its size, and a batch of new chunks three: the
-// reading of its keys, one write statement (writeStatement) and the commit.
+// of round trips whatever its size, and a batch of new chunks four: the
+// driver's BEGIN, the reading of its keys, one write statement
+// (writeStatement) and the commit.
 // docs/neo4j-model.md explains each one.
 
 // setupStatements create the uniqueness constraints that back every MERGE on
