@@ -434,8 +434,8 @@ func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) e
 // (writeStatement), then the general paths of the merges over the rows their
 // fast paths left.
 func (r *runner) write(ctx context.Context, ents, chunks, rels []any) error {
-	q, params, ok, err := writeStatement(ents, chunks, rels)
-	if err != nil || !ok {
+	q, params, err := writeStatement(ents, chunks, rels)
+	if err != nil || q == "" {
 		return err
 	}
 	var entLeft, relLeft []any

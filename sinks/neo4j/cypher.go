@@ -252,10 +252,10 @@ SET n.sources = coalesce(n.sources, []) + [s IN r.srcs WHERE NOT s IN coalesce(n
 // writeStatement assembles the batch's write from the parts that have rows:
 // ents and chunks, and rels grouped by type in name order (so the
 // statement's text depends only on which parts it has, and Neo4j plans each
-// variant once). It returns the statement, its parameters, and false when
-// there is nothing to write. The statement returns one record: ents and
-// rels, the indexes of the rows left for the general paths.
-func writeStatement(ents, chunks, rels []any) (string, map[string]any, bool, error) {
+// variant once). It returns the statement and its parameters, or an empty
+// statement when there is nothing to write. The statement returns one
+// record: ents and rels, the indexes of the rows left for the general paths.
+func writeStatement(ents, chunks, rels []any) (string, map[string]any, error) {
 	groups := byType(rels)
 	slices.SortFunc(groups, func(a, b typeGroup) int { return strings.Compare(a.typ, b.typ) })
 	var b strings.Builder
@@ -274,7 +274,7 @@ func writeStatement(ents, chunks, rels []any) (string, map[string]any, bool, err
 	for i, g := range groups {
 		q, err := relType(relationMergePart, g.typ)
 		if err != nil {
-			return "", nil, false, err
+			return "", nil, err
 		}
 		name := "rels" + strconv.Itoa(i)
 		part(strings.ReplaceAll(q, "<REL>", name))
@@ -282,10 +282,10 @@ func writeStatement(ents, chunks, rels []any) (string, map[string]any, bool, err
 		relsOut += " + " + name
 	}
 	if len(params) == 0 {
-		return "", nil, false, nil
+		return "", nil, nil
 	}
 	b.WriteString("RETURN " + entsOut + " AS ents, " + relsOut + " AS rels")
-	return b.String(), params, true, nil
+	return b.String(), params, nil
 }
 
 // cypherRelationMergeGeneral merges the rows the fast path left, key by key.
