@@ -179,9 +179,16 @@ func TestKeepalivePolicy(t *testing.T) {
 	}
 	// A GOAWAY would move the connection out of READY (the client would
 	// reconnect quietly on the next call, so a later call proves nothing).
+	// gRPC hands the balancer's picker to RPCs before it publishes the
+	// channel's state, so right after a call the state may still read
+	// CONNECTING for a moment: wait (bounded) for READY.
 	conn := c.GetConnection()
-	if st := conn.GetState(); st != connectivity.Ready {
-		t.Fatalf("connection %s before idling", st)
+	ready, cancelReady := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelReady()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(ready, st) {
+			t.Fatalf("connection %s 5 s after a successful call, before idling", st)
+		}
 	}
 	idle, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
