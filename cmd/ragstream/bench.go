@@ -898,7 +898,7 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 	// A batch must be able to hold max_records sample events (~4.8 KB each
 	// at 384 dims): otherwise the byte limit, not the batch size under
 	// test, closes the batches.
-	maxBytes := max(8<<20, batch*(o.dims*14+2048))
+	maxBytes := max(8<<20, batch*sampleRecordBytes(o))
 	settings := map[string]string{
 		"KAFKA__BROKERS":               strings.Join(o.brokers, ","),
 		"KAFKA__TOPICS":                topic,
@@ -930,6 +930,20 @@ func (e *benchEnv) workerEnviron(topic, coll string, batch int, admin string) ([
 		return nil, usageError{fmt.Errorf("worker configuration:\n%w", err)}
 	}
 	return environ, nil
+}
+
+// sampleRecordBytes is what one sample event of the bench takes in a batch's
+// byte count (key and value), at its largest: measured on a generated sample
+// with tenant names as long as the bench's, plus a tenth to spare for ids
+// and tenant numbers that run longer.
+func sampleRecordBytes(o e2eOptions) int {
+	recs := sample.Generate(2000, sample.Options{Seed: o.seed, Dims: o.dims,
+		Tenants: tenants("bench-00000000-g0000", max(o.tenants, 1))})
+	largest := 0
+	for _, r := range recs {
+		largest = max(largest, len(r.Key)+len(r.Value))
+	}
+	return largest + largest/10
 }
 
 // dedupEnv keeps the last value of each variable, as exec does, so that

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ragstream/ragstream/internal/sample"
 	"github.com/ragstream/ragstream/internal/testenv"
 	"github.com/ragstream/ragstream/sinks/qdrant/qdranttest"
 )
@@ -444,5 +445,35 @@ func benchCleanup(t *testing.T, brokers []string, neo4jURI string, r e2eResult) 
 		map[string]any{"p": r.TenantPrefix + "-"}, neo4jdrv.EagerResultTransformer)
 	if err != nil {
 		t.Errorf("delete Neo4j tenants %s-*: %v", r.TenantPrefix, err)
+	}
+}
+
+// TestSampleRecordBytes: every event the bench produces fits the per-event
+// size its batch byte limit is made of, so batches close on max_records (the
+// size under test), not on bytes; and the estimate is not so loose that the
+// in-flight budget (two batches) holds far more than two batches' records.
+func TestSampleRecordBytes(t *testing.T) {
+	for _, dims := range []int{8, 384, 1536} {
+		o, err := parseBenchE2E([]string{"--dims", strconv.Itoa(dims)}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := sampleRecordBytes(o)
+		total, n := 0, 0
+		for g := range 3 {
+			recs := sample.Generate(tenantGroup, sample.Options{Seed: o.seed + uint64(g), Dims: dims,
+				Tenants: tenants(fmt.Sprintf("bench-1234abcd-g%d", g), o.tenants)})
+			for _, r := range recs {
+				size := len(r.Key) + len(r.Value)
+				if size > per {
+					t.Fatalf("dims %d: a sample event of %d bytes is over the %d the batch limit allows per event", dims, size, per)
+				}
+				total += size
+				n++
+			}
+		}
+		if avg := total / n; per > avg*3/2 {
+			t.Fatalf("dims %d: %d bytes per event allowed against %d on average: the budget would hold far more than two batches", dims, per, avg)
+		}
 	}
 }
