@@ -1,9 +1,12 @@
 package neo4j
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -77,7 +80,7 @@ func (s *Sink) Apply(ctx context.Context, b *pipeline.Batch, follow func(context
 		if err := t.acquire(ctx, nil); err != nil {
 			return nil, err
 		}
-		return nil, s.attempt(ctx, &runner{tx: tx, step: &step}, valid, follow, t, &sent)
+		return nil, s.attempt(ctx, &runner{tx: tx, step: &step, slice: s.slice}, valid, follow, t, &sent)
 	}, neo4j.WithTxTimeout(s.cfg.Timeout))
 	if err == nil {
 		return nil
@@ -388,6 +391,7 @@ type runner struct {
 	// interrupt, when set, is asked before each statement: an error ends
 	// the run there (the early follower's refusal).
 	interrupt func() error
+	slice     writeSlice
 }
 
 func (r *runner) setStep(s string) { *r.step = s }
@@ -430,31 +434,68 @@ func (r *runner) execTyped(ctx context.Context, step, tmpl string, rows []any) e
 	return nil
 }
 
-// write runs the batch's merges and upserts as one statement
-// (writeStatement), then the general paths of the merges over the rows their
+// Bounds of one write statement. A batch of 1,000 sample events (1,000
+// chunks, up to 3,000 entities and 2,000 relationships) goes as one
+// statement; a larger one as several, in the order one statement would take
+// its rows, so that the driver's outgoing buffer, which it keeps per
+// connection at the largest message sent, holds a slice and not the whole
+// batch (about 13 MB at 5,000 events).
+const (
+	writeSliceChunks = 1000
+	writeSliceRows   = 8000
+)
+
+// writeSlice bounds the rows of one write statement; a zero field takes its
+// default above (tests make them small).
+type writeSlice struct{ chunks, rows int }
+
+func (w writeSlice) bounds() (chunks, rows int) {
+	return cmp.Or(w.chunks, writeSliceChunks), cmp.Or(w.rows, writeSliceRows)
+}
+
+// write runs the batch's merges and upserts (writeStatement) in as few
+// statements as the slice bounds allow: entities, then chunks, then
+// relationships by type in name order, each statement taking the next rows
+// of that order. Then the general paths of the merges run over the rows the
 // fast paths left.
 func (r *runner) write(ctx context.Context, ents, chunks, rels []any) error {
-	q, params, err := writeStatement(ents, chunks, rels)
-	if err != nil || q == "" {
-		return err
-	}
+	// The rows' "i" index ents and rels as given; the statements take the
+	// relationships sorted by type.
+	byName := slices.Clone(rels)
+	slices.SortStableFunc(byName, func(a, b any) int { return strings.Compare(rowType(a), rowType(b)) })
+	maxChunks, maxRows := r.slice.bounds()
 	var entLeft, relLeft []any
-	if err := r.run(ctx, "write entities, chunks and relationships", q, params, func(rec *neo4j.Record) error {
-		for _, i := range rec.Values[0].([]any) {
-			entLeft = append(entLeft, ents[i.(int64)])
+	for e, c, rl := ents, chunks, byName; len(e)+len(c)+len(rl) > 0; {
+		room := maxRows
+		se := e[:min(room, len(e))]
+		room -= len(se)
+		sc := c[:min(room, len(c), maxChunks)]
+		room -= len(sc)
+		sr := rl[:min(room, len(rl))]
+		e, c, rl = e[len(se):], c[len(sc):], rl[len(sr):]
+		q, params, err := writeStatement(se, sc, sr)
+		if err != nil {
+			return err
 		}
-		for _, i := range rec.Values[1].([]any) {
-			relLeft = append(relLeft, rels[i.(int64)])
+		if err := r.run(ctx, "write entities, chunks and relationships", q, params, func(rec *neo4j.Record) error {
+			for _, i := range rec.Values[0].([]any) {
+				entLeft = append(entLeft, ents[i.(int64)])
+			}
+			for _, i := range rec.Values[1].([]any) {
+				relLeft = append(relLeft, rels[i.(int64)])
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	if err := r.exec(ctx, "merge entities (general)", cypherEntityMergeGeneral, entLeft, nil); err != nil {
 		return err
 	}
 	return r.execTyped(ctx, "merge relationships (general)", cypherRelationMergeGeneral, relLeft)
 }
+
+func rowType(row any) string { return row.(map[string]any)["type"].(string) }
 
 // typeGroup is the rows of one relationship type.
 type typeGroup struct {
@@ -468,7 +509,7 @@ func byType(rows []any) []typeGroup {
 	var groups []typeGroup
 	idx := map[string]int{}
 	for _, row := range rows {
-		t := row.(map[string]any)["type"].(string)
+		t := rowType(row)
 		i, ok := idx[t]
 		if !ok {
 			i = len(groups)

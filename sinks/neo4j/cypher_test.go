@@ -1,6 +1,7 @@
 package neo4j
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -146,5 +147,69 @@ func TestBatchWriteVariants(t *testing.T) {
 	g = dump(t, drv, tenant)
 	if g.Chunks["plain"] != nil || g.Tombstones["plain"] != 2 || len(g.Chunks) != 2 {
 		t.Errorf("after deleting plain: got\n%s", g)
+	}
+}
+
+// TestWriteSlices: a batch written as many small statements (two chunks and
+// five rows each) ends in the same graph as one statement, including the
+// rows the fast paths leave to the general ones (whose indexes come back
+// from every slice) and relationships whose entities an earlier slice wrote.
+func TestWriteSlices(t *testing.T) {
+	t.Parallel()
+	whole, drv := testSink(t, Config{StoreText: true})
+	sliced, _ := testSink(t, Config{StoreText: true})
+	sliced.slice = writeSlice{chunks: 2, rows: 5}
+	types := []string{"WORKS_AT", "LOCATED_IN", "FOUNDED"}
+	batches := func(tenant string) [][]event.Event {
+		var first, second []event.Event
+		for i := range 6 {
+			var ents []event.Entity
+			var rels []event.Relation
+			for j := range 3 {
+				id := fmt.Sprintf("e%d", (i+j)%5)
+				ents = append(ents, ent(id, "Organization", "Org "+id, map[string]any{"k1": fmt.Sprint(i)}))
+			}
+			for j := range 2 {
+				rels = append(rels, rel(ents[j].ID, types[(i+j)%3], ents[j+1].ID, map[string]any{"r1": int64(i)}))
+			}
+			first = append(first, upsert(tenant, fmt.Sprintf("c%d", i), 1, ts(1), ents, rels))
+			// Later and naming other keys than the stored ones: the
+			// general paths merge these.
+			later := []event.Entity{ent(ents[0].ID, "Organization", "Org", map[string]any{"k2": int64(i)}),
+				ent(fmt.Sprintf("new%d", i), "Place", "Place", nil)}
+			second = append(second, upsert(tenant, fmt.Sprintf("d%d", i), 1, ts(2), later,
+				[]event.Relation{rel(rels[0].From, rels[0].Type, rels[0].To, map[string]any{"r2": "x"}),
+					rel(later[0].ID, "LOCATED_IN", later[1].ID, nil)}))
+		}
+		return [][]event.Event{first, second}
+	}
+	var gs []graph
+	for _, s := range []*Sink{whole, sliced} {
+		tenant := newTenant(t, drv)
+		var bt batcher
+		for _, evs := range batches(tenant) {
+			apply(t, s, bt.batch(evs...))
+		}
+		g := dump(t, drv, tenant)
+		rewriteTenant(g, tenant, "x")
+		gs = append(gs, g)
+	}
+	if !reflect.DeepEqual(gs[0], gs[1]) {
+		t.Fatalf("written in slices:\n%s\nin one statement:\n%s", gs[1], gs[0])
+	}
+	g := gs[1]
+	if len(g.Chunks) != 12 || len(g.Entities) != 11 || len(g.Mentions) != 30 {
+		t.Fatalf("%d chunks, %d entities, %d mentions, want 12, 11, 30:\n%s", len(g.Chunks), len(g.Entities), len(g.Mentions), g)
+	}
+	for _, id := range []string{"e0", "e1", "e2", "e3", "e4"} {
+		if e := g.Entities[id]; e.Props["k1"] == nil || e.Props["k2"] == nil {
+			t.Errorf("%s should hold k1 from the first batch and k2 from the second (general path): %v", id, e.Props)
+		}
+	}
+	for i := range 6 {
+		k := fmt.Sprintf("e%d-%s->e%d", i%5, types[i%3], (i+1)%5)
+		if r := g.Relations[k]; r["r1"] == nil || r["r2"] != "x" {
+			t.Errorf("relationship %s should hold r1 from the first batch and r2 from the second (general path): %v", k, r)
+		}
 	}
 }

@@ -89,6 +89,7 @@ type Sink struct {
 	driver neo4j.DriverWithContext
 	owned  bool       // Close closes the driver
 	turns  *turnQueue // MaxConcurrentTx turns for Apply
+	slice  writeSlice // bounds of one write statement; zero: the defaults
 
 	stallMu sync.Mutex
 	stall   chan struct{} // closed when a transaction fails on the server
