@@ -1,6 +1,7 @@
 package qdrant
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -47,7 +48,17 @@ type Sink struct {
 	client *qc.Client
 	codec  wireCodec
 	now    func() time.Time
+	// sliceBytes bounds one upsert request; zero: upsertSliceBytes
+	// (tests make it small).
+	sliceBytes int
 }
+
+// upsertSliceBytes bounds the points of one upsert request, by their
+// encoded size: a larger write goes as several requests, one after the
+// other, so that the request buffer, which gRPC's buffer pool keeps for
+// reuse, holds a slice and not the whole batch (about 10 MB at 5,000 points
+// of 384 dimensions). Qdrant itself takes requests of any size.
+const upsertSliceBytes = 4 << 20
 
 // New connects to Qdrant (lazily: gRPC dials on the first call) and returns
 // the sink; call Setup before the first Write.
@@ -231,10 +242,6 @@ func (s *Sink) Write(ctx context.Context, writes []pipeline.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	req, n, err := encodeUpsert(s.cfg.Collection, writes, s.cfg.StoreText, s.now(), mem.DefaultBufferPool())
-	if err != nil {
-		return err
-	}
 	var deletes []*qc.PointId
 	for i := range writes {
 		if w := &writes[i]; w.Action == pipeline.ActionDelete {
@@ -243,7 +250,31 @@ func (s *Sink) Write(ctx context.Context, writes []pipeline.Write) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	if n > 0 {
+	now := s.now()
+	limit := cmp.Or(s.sliceBytes, upsertSliceBytes)
+	for rest := writes; len(rest) > 0; {
+		// The next slice: at least one write, then as many as fit.
+		end, size, upserts := 0, 0, 0
+		for end < len(rest) {
+			if w := &rest[end]; w.Action == pipeline.ActionUpsert {
+				guess := pointSizeGuess(w.Record, s.cfg.StoreText, len(time.RFC3339Nano))
+				if upserts > 0 && size+guess > limit {
+					break
+				}
+				size += guess
+				upserts++
+			}
+			end++
+		}
+		slice := rest[:end]
+		rest = rest[end:]
+		if upserts == 0 {
+			continue
+		}
+		req, n, err := encodeUpsert(s.cfg.Collection, slice, s.cfg.StoreText, now, mem.DefaultBufferPool())
+		if err != nil {
+			return err
+		}
 		if err := s.invokeUpsert(ctx, req); err != nil {
 			return classify(fmt.Sprintf("upsert %d points", n), err)
 		}

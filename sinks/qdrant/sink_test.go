@@ -8,12 +8,14 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	qc "github.com/qdrant/go-client/qdrant"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/ragstream/ragstream/pipeline"
@@ -298,6 +300,54 @@ func TestWriteDeletesAndReplays(t *testing.T) {
 	// Deleting what is gone is fine (a redo after a crash).
 	if err := s.Write(ctx, []pipeline.Write{del}); err != nil {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestWriteSlicesLargeUpserts: a write larger than the bound of one upsert
+// request goes as several requests, and every point lands, with deletes
+// among the upserts; under the default bound the same write is one request.
+func TestWriteSlicesLargeUpserts(t *testing.T) {
+	ti := qdranttest.Target(t)
+	var upserts atomic.Int64
+	count := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == "/qdrant.Points/Upsert" {
+			upserts.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	s, raw, cfg := newSink(t, ti, func(c *qdrant.Config) { c.DialOptions = append(c.DialOptions, count) })
+	ctx := context.Background()
+	gone := []*pipeline.Record{record("acme", "gone1", 1, 1), record("acme", "gone2", 1, 2)}
+	if err := s.Write(ctx, []pipeline.Write{upsert(gone[0]), upsert(gone[1])}); err != nil {
+		t.Fatal(err)
+	}
+	if n := upserts.Swap(0); n != 1 {
+		t.Fatalf("two points under the default bound took %d upsert requests, want 1", n)
+	}
+	// A bound smaller than one point: one request per point.
+	qdrant.SetSliceBytes(s, 1)
+	var writes []pipeline.Write
+	for i := range 5 {
+		writes = append(writes, upsert(record("acme", fmt.Sprintf("p%d", i), 1, int64(10+i))))
+		if i < len(gone) {
+			writes = append(writes, pipeline.Write{Key: gone[i].Key(), Action: pipeline.ActionDelete, Record: gone[i]})
+		}
+	}
+	if err := s.Write(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	if n := upserts.Load(); n != 5 {
+		t.Fatalf("five points under a one-byte bound took %d upsert requests, want 5", n)
+	}
+	for i := range 5 {
+		p := getPoint(t, raw, cfg.Collection, "acme", fmt.Sprintf("p%d", i))
+		if p == nil || p.Payload["id"].GetStringValue() != fmt.Sprintf("p%d", i) {
+			t.Fatalf("point p%d after a sliced write: %v", i, p)
+		}
+	}
+	n, err := raw.Count(ctx, &qc.CountPoints{CollectionName: cfg.Collection, Exact: qc.PtrOf(true)})
+	if err != nil || n != 5 {
+		t.Fatalf("count %d (%v), want the 5 upserted points and neither deleted one", n, err)
 	}
 }
 
