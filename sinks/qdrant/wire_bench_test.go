@@ -39,14 +39,14 @@ func sampleWrites(tb testing.TB, n int) []pipeline.Write {
 
 // BenchmarkUpsertEncodeBatch encodes the worker's default batch (1000
 // records, qdrant.store_text on): its request is over the pool's largest
-// tier (1 MiB), so its buffer comes from the pool's fallback.
+// tier (1 MiB), so Write gives it a buffer of its own (pooledUpsertBytes).
 func BenchmarkUpsertEncodeBatch(b *testing.B) {
 	writes := sampleWrites(b, 1000)
 	now := time.Now()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		req, _, err := encodeUpsert("c", writes, true, now, mem.DefaultBufferPool())
+		req, _, err := encodeUpsert("c", writes, true, now, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
