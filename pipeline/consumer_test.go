@@ -39,6 +39,19 @@ func TestBatchesClose(t *testing.T) {
 					}
 				}
 			}},
+		// Batches larger than the Records a partition keeps between
+		// batches (1,000): the next batch takes fresh ones past those.
+		{name: "count large", n: 7500, maxRecords: 2500, linger: time.Minute,
+			check: func(t *testing.T, bs []pipeline.BatchStats) {
+				if len(bs) != 3 {
+					t.Errorf("got %d batches, want 3 of 2500", len(bs))
+				}
+				for _, b := range bs {
+					if b.Records != 2500 {
+						t.Errorf("batch at %d has %d records, want 2500", b.FirstOffset, b.Records)
+					}
+				}
+			}},
 		{name: "bytes", n: 99, maxRecords: 1000, maxBytes: 3*recSize + recSize/2, linger: 300 * time.Millisecond,
 			check: func(t *testing.T, bs []pipeline.BatchStats) {
 				for _, b := range bs {
