@@ -55,9 +55,9 @@ type Sink struct {
 
 // upsertSliceBytes bounds the points of one upsert request, by their
 // encoded size: a larger write goes as several requests, one after the
-// other, so that the request buffer, which gRPC's buffer pool keeps for
-// reuse, holds a slice and not the whole batch (about 10 MB at 5,000 points
-// of 384 dimensions). Qdrant itself takes requests of any size.
+// other, so that a request's buffer holds a slice and not the whole batch
+// (about 10 MB at 5,000 points of 384 dimensions). Qdrant itself takes
+// requests of any size.
 const upsertSliceBytes = 4 << 20
 
 // pooledUpsertBytes is the largest request whose buffer comes from gRPC's
